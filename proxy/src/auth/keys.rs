@@ -1,0 +1,131 @@
+//! RSA keys as abcdesktop writes them, parsed once when settings are built.
+//!
+//! OpenSSL does the RSA work: it accepts the 1024-bit keys older abcdesktop installs made
+//! (aws-lc-rs and jsonwebtoken's aws-lc backend refuse them) and its private operation is 3 to 6
+//! times faster than the `rsa` crate's (`shared/crypto.md`, and `cargo bench -p route-proxy`).
+
+use std::fmt;
+
+use openssl::pkey::{PKey, Private, Public};
+use openssl::rsa::Rsa;
+
+use crate::Error;
+
+/// Smallest and largest modulus accepted, in bits.
+pub const MIN_BITS: u32 = 1024;
+pub const MAX_BITS: u32 = 4096;
+
+/// The desktop signing public key, which verifies token signatures.
+pub struct VerifyKey {
+    pub(crate) pkey: PKey<Public>,
+    /// PKCS#1 `RSAPublicKey` DER, the form jsonwebtoken's `DecodingKey` carries.
+    pub(crate) pkcs1_der: Vec<u8>,
+    fingerprint: String,
+    bits: u32,
+}
+
+/// The desktop payload private key, which decrypts the `hash` claim.
+pub struct DecryptKey {
+    pub(crate) pkey: PKey<Private>,
+    fingerprint: String,
+    bits: u32,
+}
+
+impl VerifyKey {
+    /// Loads `BEGIN PUBLIC KEY` (SubjectPublicKeyInfo) or `BEGIN RSA PUBLIC KEY` (PKCS#1).
+    /// A private key is accepted too; only its public half is kept.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let rsa = parse_public(pem)?;
+        let bits = check_bits(rsa.size() * 8)?;
+        let pkcs1_der = rsa.public_key_to_der_pkcs1().map_err(Error::key)?;
+        let pkey = PKey::from_rsa(rsa).map_err(Error::key)?;
+        let fingerprint = fingerprint(&pkey)?;
+        Ok(Self { pkey, pkcs1_der, fingerprint, bits })
+    }
+
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+}
+
+impl DecryptKey {
+    /// Loads `BEGIN RSA PRIVATE KEY` (PKCS#1, OpenSSL 1.1) or `BEGIN PRIVATE KEY` (PKCS#8,
+    /// OpenSSL 3). Encrypted keys are refused.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
+        let pkey = PKey::private_key_from_pem_callback(pem, |_| Ok(0))
+            .map_err(|_| Error::Key("not an unencrypted RSA private key in PEM (PKCS#1 or PKCS#8)".into()))?;
+        let rsa = pkey
+            .rsa()
+            .map_err(|_| Error::Key("the private key is not an RSA key".into()))?;
+        rsa.check_key()
+            .map_err(|_| Error::Key("the RSA private key is inconsistent".into()))?;
+        let bits = check_bits(rsa.size() * 8)?;
+        let fingerprint = fingerprint(&pkey)?;
+        Ok(Self { pkey, fingerprint, bits })
+    }
+
+    /// The fingerprint of the public half, the same value the matching public key shows.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    pub fn bits(&self) -> u32 {
+        self.bits
+    }
+}
+
+fn parse_public(pem: &[u8]) -> Result<Rsa<Public>, Error> {
+    if let Ok(rsa) = Rsa::public_key_from_pem(pem) {
+        return Ok(rsa);
+    }
+    if let Ok(rsa) = Rsa::public_key_from_pem_pkcs1(pem) {
+        return Ok(rsa);
+    }
+    if let Ok(pkey) = PKey::private_key_from_pem_callback(pem, |_| Ok(0)) {
+        if let Ok(rsa) = pkey.rsa() {
+            let der = rsa.public_key_to_der_pkcs1().map_err(Error::key)?;
+            return Rsa::public_key_from_der_pkcs1(&der).map_err(Error::key);
+        }
+    }
+    Err(Error::Key("not an RSA public key in PEM (SubjectPublicKeyInfo or PKCS#1)".into()))
+}
+
+fn check_bits(bits: u32) -> Result<u32, Error> {
+    if (MIN_BITS..=MAX_BITS).contains(&bits) {
+        Ok(bits)
+    } else {
+        Err(Error::Key(format!("RSA key of {bits} bits; {MIN_BITS} to {MAX_BITS} are accepted")))
+    }
+}
+
+/// `sha256:` and the first 16 hex digits of the SHA-256 of the SubjectPublicKeyInfo DER: the
+/// same for a private key and its public half, so status can show that a pair matches.
+fn fingerprint<T: openssl::pkey::HasPublic>(pkey: &PKey<T>) -> Result<String, Error> {
+    let der = pkey.public_key_to_der().map_err(Error::key)?;
+    let digest = openssl::sha::sha256(&der);
+    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
+}
+
+// Keys never print their material.
+impl fmt::Debug for VerifyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyKey")
+            .field("fingerprint", &self.fingerprint)
+            .field("bits", &self.bits)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DecryptKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DecryptKey")
+            .field("fingerprint", &self.fingerprint)
+            .field("bits", &self.bits)
+            .finish()
+    }
+}

@@ -1,0 +1,13 @@
+//! The data plane of `route`: resolves desktop tokens to pods and forwards HTTP and WebSocket
+//! traffic to them.
+//!
+//! It never talks to Kubernetes: settings arrive as immutable [`Settings`] snapshots on a
+//! `tokio::sync::watch` channel, built by the control plane (`route-operator`).
+
+pub mod auth;
+mod error;
+pub mod routes;
+pub mod settings;
+
+pub use error::{Error, Result};
+pub use settings::Settings;
