@@ -5,6 +5,7 @@
 //! `tokio::sync::watch` channel, built by the control plane (`route-operator`).
 
 pub mod auth;
+pub mod metrics;
 mod error;
 pub mod routes;
 pub mod settings;

@@ -1,0 +1,173 @@
+//! Prometheus metrics of the proxy and of settings reloads, exposed on `/metrics`.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DirectionLabel {
+    pub direction: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    pub result: &'static str,
+}
+
+/// The status class label of a response: `2xx`, `4xx`, ...
+pub fn status_class(status: http::StatusCode) -> &'static str {
+    match status.as_u16() {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}
+
+/// Bytes from clients to upstreams.
+pub const UPSTREAM: &str = "upstream";
+/// Bytes from upstreams to clients.
+pub const DOWNSTREAM: &str = "downstream";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReloadResult {
+    Success,
+    Rejected,
+}
+
+impl ReloadResult {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Rejected => "rejected",
+        }
+    }
+}
+
+/// Every metric the process exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RequestLabels, Counter>,
+    pub request_duration: Family<RouteLabel, Histogram>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub cache_entries: Gauge,
+    pub auth_failures: Family<ReasonLabel, Counter>,
+    pub websockets_open: Gauge,
+    pub bytes: Family<DirectionLabel, Counter>,
+    pub settings_generation: Gauge,
+    pub reloads: Family<ResultLabel, Counter>,
+    /// 1 when the last reload attempt was published, 0 when it was rejected.
+    pub last_reload_success: Gauge,
+    pub last_reload_timestamp: Gauge<f64, AtomicU64>,
+    pub connections_open: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("route");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests answered, by route and status class", requests.clone());
+        let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+        });
+        registry.register(
+            "request_duration_seconds",
+            "Time from request head to response head, by route",
+            request_duration.clone(),
+        );
+        let cache_hits = Counter::default();
+        registry.register("token_cache_hits", "Token resolutions answered from the cache", cache_hits.clone());
+        let cache_misses = Counter::default();
+        registry.register("token_cache_misses", "Token resolutions that needed RSA work", cache_misses.clone());
+        let cache_entries = Gauge::default();
+        registry.register("token_cache_entries", "Resolved tokens held in the cache", cache_entries.clone());
+        let auth_failures = Family::<ReasonLabel, Counter>::default();
+        registry.register("auth_failures", "Requests refused for their token, by reason", auth_failures.clone());
+        let websockets_open = Gauge::default();
+        registry.register("websockets_open", "WebSocket tunnels open now", websockets_open.clone());
+        let bytes = Family::<DirectionLabel, Counter>::default();
+        registry.register("bytes", "Body and tunnel bytes forwarded, by direction", bytes.clone());
+        let settings_generation = Gauge::default();
+        registry.register("settings_generation", "Generation of the settings being served", settings_generation.clone());
+        let reloads = Family::<ResultLabel, Counter>::default();
+        registry.register("settings_reloads", "Settings reload attempts, by result", reloads.clone());
+        let last_reload_success = Gauge::default();
+        registry.register(
+            "settings_last_reload_success",
+            "1 if the last settings reload was published, 0 if it was rejected",
+            last_reload_success.clone(),
+        );
+        let last_reload_timestamp = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "settings_last_reload_timestamp_seconds",
+            "Unix time of the last settings reload attempt",
+            last_reload_timestamp.clone(),
+        );
+        let connections_open = Gauge::default();
+        registry.register("connections_open", "Client connections open now", connections_open.clone());
+        Self {
+            registry,
+            requests,
+            request_duration,
+            cache_hits,
+            cache_misses,
+            cache_entries,
+            auth_failures,
+            websockets_open,
+            bytes,
+            settings_generation,
+            reloads,
+            last_reload_success,
+            last_reload_timestamp,
+            connections_open,
+        }
+    }
+
+    /// Records a settings reload attempt; the control plane calls it for every source.
+    pub fn record_reload(&self, result: ReloadResult, generation: Option<u64>) {
+        self.reloads.get_or_create(&ResultLabel { result: result.label() }).inc();
+        self.last_reload_success.set(i64::from(result == ReloadResult::Success));
+        self.last_reload_timestamp.set(crate::auth::mint::unix_now() as f64);
+        if let Some(generation) = generation {
+            self.settings_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
