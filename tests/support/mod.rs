@@ -1,0 +1,135 @@
+//! The end-to-end harness: recording upstreams, a WebSocket echo, manifests, and the real
+//! `route` binary run as a child process on loopback.
+//!
+//! Every wait has a deadline; nothing sleeps to wait for state (see [`eventually`]).
+//! A [`proxy::Proxy`] checks, when it is finished or dropped, that no token the test used
+//! appears in the binary's logs and that every request it answered has an access line.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod client;
+pub mod manifest;
+pub mod proxy;
+pub mod upstream;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
+
+pub use client::{Req, Resp};
+pub use manifest::Manifest;
+pub use proxy::Proxy;
+pub use upstream::{Behavior, Seen, Upstream};
+
+/// The default deadline of a single step (a request, a connection, a process start).
+pub const STEP: Duration = Duration::from_secs(15);
+
+/// Awaits `fut` for at most `limit`, failing the test with `what` when it takes longer.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(v) => v,
+        Err(_) => panic!("timed out after {limit:?}: {what}"),
+    }
+}
+
+/// Polls `check` until it returns `Some`, every 50 ms, failing after `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        if let Ok(Some(v)) =
+            tokio::time::timeout(remaining.max(Duration::from_millis(1)), check()).await
+        {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not true within {limit:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A 1024-bit PKCS#8 key set, generated once per test binary (1024 bits keep tests fast).
+pub fn keys() -> &'static KeySet {
+    static KEYS: OnceLock<KeySet> = OnceLock::new();
+    KEYS.get_or_init(|| KeySet::generate(1024, PrivateFormat::Pkcs8).expect("generate keys"))
+}
+
+/// A second, unrelated key set (rotation, wrong keys).
+pub fn other_keys() -> &'static KeySet {
+    static KEYS: OnceLock<KeySet> = OnceLock::new();
+    KEYS.get_or_init(|| KeySet::generate(1024, PrivateFormat::Pkcs1).expect("generate keys"))
+}
+
+/// A token for `target` signed and encrypted with `keys`, valid for `lifetime` seconds.
+pub fn mint_with(keys: &KeySet, target: &str, lifetime: u64) -> String {
+    let now = unix_now();
+    Minter::from_key_set(keys)
+        .expect("minter")
+        .mint(target, now, now + lifetime)
+        .expect("mint")
+}
+
+/// A token for `target` with the default key set, valid for 420 s (what abcdesktop ships).
+pub fn mint(target: &str) -> String {
+    mint_with(keys(), target, 420)
+}
+
+/// A token that expired a minute ago.
+pub fn mint_expired(target: &str) -> String {
+    let now = unix_now();
+    Minter::from_key_set(keys())
+        .expect("minter")
+        .mint(target, now - 480, now - 60)
+        .expect("mint")
+}
+
+/// A port on 127.0.0.1 where nothing listens (bound, then released).
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    port
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(openssl::sha::sha256(data))
+}
+
+/// The value of a Prometheus sample, e.g. `metric(text, "route_settings_reloads_total{result=\"rejected\"}")`.
+/// Label order in `name` must match the exposition; a name without labels matches the bare sample.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(name)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
+    })
+}
+
+/// Sum of every sample of a metric family whose labels contain all of `labels` (`key="value"`).
+pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            let (base, label_text) = match name.split_once('{') {
+                Some((b, rest)) => (b, rest.trim_end_matches('}')),
+                None => (name, ""),
+            };
+            (base == family
+                && labels
+                    .iter()
+                    .all(|want| label_text.split(',').any(|have| have == *want)))
+            .then(|| value.parse::<f64>().ok())
+            .flatten()
+        })
+        .sum()
+}

@@ -1,0 +1,675 @@
+//! The real `route` binary as a child process: started with `--listen 127.0.0.1:0` and
+//! `--log-format json`, its port read from the `listening http ADDR` line on stdout, its stderr
+//! captured. Killed on drop.
+//!
+//! Every request sent through [`Proxy::send`] (and every WebSocket handshake through
+//! [`Proxy::ws`]) is remembered. When the proxy is finished or dropped it asserts that:
+//! - no token the test used (registered with [`Proxy::secret`] or minted with
+//!   [`Proxy::mint`]) appears in any log line, whole or as its claims+signature tail;
+//! - the proxy logged one access line per request, with the method, the path (tokens
+//!   redacted: any text may stand where the token was), and the status.
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use route_proxy::auth::mint::KeySet;
+use serde_json::Value;
+
+use super::client::{self, Body, Req, Resp};
+use super::manifest::Manifest;
+use super::ws::{self, Handshake};
+use super::{STEP, eventually};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_route");
+
+/// How long the checks at the end wait for access lines to be written.
+const ACCESS_LOG_WAIT: Duration = Duration::from_secs(5);
+
+/// A request the proxy answered, to find in its access log.
+#[derive(Debug, Clone)]
+struct Expected {
+    method: String,
+    path: String,
+    status: u16,
+}
+
+/// How to start the binary.
+pub struct Builder {
+    manifest: Option<Manifest>,
+    /// Pass the folder holding the manifest instead of the file.
+    folder: bool,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
+    log_level: String,
+    tls: bool,
+    check_access: bool,
+}
+
+impl Builder {
+    pub fn manifest(mut self, m: &Manifest) -> Self {
+        self.manifest = Some(m.clone());
+        self
+    }
+
+    /// `--manifests <folder>` instead of `--manifests <file>`.
+    pub fn folder(mut self) -> Self {
+        self.folder = true;
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
+        self
+    }
+
+    pub fn log_level(mut self, filter: &str) -> Self {
+        filter.clone_into(&mut self.log_level);
+        self
+    }
+
+    /// Also listen for HTTPS (`--tls-listen 127.0.0.1:0`).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Skip the access-line check (tests that kill the process in ways that lose its logs).
+    pub fn no_access_check(mut self) -> Self {
+        self.check_access = false;
+        self
+    }
+
+    fn command(&self, dir: &Path) -> (Command, Option<PathBuf>) {
+        let mut cmd = Command::new(BIN);
+        cmd.env_clear();
+        if let Ok(path) = std::env::var("PATH") {
+            cmd.env("PATH", path);
+        }
+        cmd.envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        cmd.arg("serve");
+        let mut manifest_path = None;
+        if let Some(m) = &self.manifest {
+            let folder = dir.join("manifests");
+            std::fs::create_dir_all(&folder).expect("manifests folder");
+            let file = folder.join("route.yaml");
+            m.write_atomic(&file);
+            cmd.arg("--manifests")
+                .arg(if self.folder { &folder } else { &file });
+            manifest_path = Some(file);
+        }
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--log-level",
+            &self.log_level,
+        ]);
+        if self.tls {
+            cmd.args(["--tls-listen", "127.0.0.1:0"]);
+        }
+        cmd.args(&self.args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        (cmd, manifest_path)
+    }
+
+    /// Starts the binary and waits for its listening lines.
+    pub async fn start(self) -> Proxy {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut cmd, manifest_path) = self.command(dir.path());
+        let mut child = cmd.spawn().expect("spawn route");
+        let stdout = capture(child.stdout.take().expect("stdout"));
+        let logs = capture(child.stderr.take().expect("stderr"));
+        let keys = self.manifest.as_ref().map(|m| m.keys.clone());
+        let mut proxy = Proxy {
+            child,
+            http: None,
+            https: None,
+            dir,
+            manifest_path,
+            keys,
+            stdout,
+            logs,
+            secrets: Mutex::new(Vec::new()),
+            expected: Mutex::new(Vec::new()),
+            client: client::http_client(),
+            check_access: self.check_access,
+            exit: None,
+            done: false,
+        };
+        let wanted = if self.tls { 2 } else { 1 };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let out = proxy.stdout.lock().unwrap().clone();
+            let listening: Vec<(&str, SocketAddr)> = out
+                .lines()
+                .filter_map(|l| {
+                    let mut words = l.split_whitespace();
+                    (words.next() == Some("listening"))
+                        .then(|| Some((words.next()?, words.next()?.parse().ok()?)))
+                        .flatten()
+                })
+                .collect();
+            if listening.len() >= wanted {
+                for (scheme, addr) in listening {
+                    match scheme {
+                        "http" => proxy.http = Some(addr),
+                        "https" => proxy.https = Some(addr),
+                        other => panic!("unknown listener {other:?} in {out:?}"),
+                    }
+                }
+                assert!(proxy.http.is_some(), "no `listening http` line: {out:?}");
+                return proxy;
+            }
+            if let Some(status) = proxy.child.try_wait().expect("try_wait") {
+                proxy.exit = Some(status);
+                proxy.done = true;
+                panic!(
+                    "route exited with {status} before listening; stdout: {out:?}; stderr:\n{}",
+                    proxy.logs_redacted()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "route did not print its listening lines within 30 s; stdout: {out:?}; stderr:\n{}",
+                proxy.logs_redacted()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the binary and waits for it to exit (a start-up failure), at most 30 s.
+    pub async fn start_expect_exit(self) -> Exited {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cmd, _) = self.command(dir.path());
+        let mut cmd = tokio::process::Command::from(cmd);
+        cmd.kill_on_drop(true);
+        let output = super::within(Duration::from_secs(30), "route exits", cmd.output())
+            .await
+            .expect("run route");
+        Exited {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A finished `route` process.
+#[derive(Debug)]
+pub struct Exited {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `route <args>` with a clean environment plus `env`, at most 60 s.
+pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
+    let mut cmd = tokio::process::Command::new(BIN);
+    cmd.env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd.envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = super::within(Duration::from_secs(60), "route command exits", cmd.output())
+        .await
+        .expect("run route");
+    Exited {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn capture(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+    let buffer = Arc::new(Mutex::new(String::new()));
+    let sink = Arc::clone(&buffer);
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&line));
+            line.clear();
+        }
+    });
+    buffer
+}
+
+/// A running `route serve`.
+pub struct Proxy {
+    child: Child,
+    http: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+    dir: tempfile::TempDir,
+    manifest_path: Option<PathBuf>,
+    keys: Option<KeySet>,
+    stdout: Arc<Mutex<String>>,
+    logs: Arc<Mutex<String>>,
+    secrets: Mutex<Vec<String>>,
+    expected: Mutex<Vec<Expected>>,
+    client: Client<HttpConnector, Body>,
+    check_access: bool,
+    exit: Option<ExitStatus>,
+    done: bool,
+}
+
+impl Proxy {
+    pub fn builder() -> Builder {
+        Builder {
+            manifest: None,
+            folder: false,
+            env: Vec::new(),
+            args: Vec::new(),
+            log_level: "info".into(),
+            tls: false,
+            check_access: true,
+        }
+    }
+
+    /// `route serve --manifests <file>` with `m`.
+    pub async fn start(m: &Manifest) -> Self {
+        Self::builder().manifest(m).start().await
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.http.expect("http listener")
+    }
+
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https.expect("https listener")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Registers a token (or any credential) that must never appear in the logs.
+    pub fn secret(&self, token: &str) -> String {
+        self.secrets.lock().unwrap().push(token.to_owned());
+        token.to_owned()
+    }
+
+    /// A token for `target` with the manifest's keys (420 s), registered as a secret.
+    pub fn mint(&self, target: &str) -> String {
+        let keys = self
+            .keys
+            .as_ref()
+            .expect("proxy started without a manifest: no keys");
+        self.secret(&super::mint_with(keys, target, 420))
+    }
+
+    /// Remembers a request made outside [`Proxy::send`], to find in the access log.
+    pub fn expect_access(&self, method: &str, path: &str, status: u16) {
+        self.expected.lock().unwrap().push(Expected {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+        });
+    }
+
+    /// Sends a request; `Err` is a transport failure (nothing answered).
+    pub async fn try_send(&self, req: Req) -> Result<Resp, String> {
+        let (method, path) = (req.method.to_string(), req.path.clone());
+        let resp = client::send(&self.client, self.addr(), req).await?;
+        self.expect_access(&method, &path, resp.status.as_u16());
+        Ok(resp)
+    }
+
+    /// Sends a request and reads the whole response.
+    pub async fn send(&self, req: Req) -> Resp {
+        let path = req.path.clone();
+        match self.try_send(req).await {
+            Ok(resp) => resp,
+            Err(e) => panic!("request {} got no response: {e}", self.redact(&path)),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send(Req::get(path)).await
+    }
+
+    /// `GET /metrics`, as text.
+    pub async fn metrics(&self) -> String {
+        let resp = self.get("/metrics").await;
+        assert_eq!(resp.status, StatusCode::OK, "/metrics: {}", resp.text());
+        resp.text()
+    }
+
+    /// A WebSocket handshake through the proxy.
+    pub async fn ws(&self, path_and_query: &str, headers: &[(&str, &str)]) -> Handshake {
+        let outcome = ws::connect(self.addr(), path_and_query, headers).await;
+        let status = match &outcome {
+            Handshake::Open(..) => 101,
+            Handshake::Refused(status) => status.as_u16(),
+        };
+        self.expect_access("GET", path_and_query, status);
+        outcome
+    }
+
+    /// The manifest file the proxy was started with.
+    pub fn manifest_path(&self) -> &Path {
+        self.manifest_path
+            .as_deref()
+            .expect("proxy started without a manifest")
+    }
+
+    /// Replaces the manifest file atomically with `m`; tokens minted later use `m`'s keys.
+    pub fn update(&mut self, m: &Manifest) {
+        m.write_atomic(self.manifest_path());
+        self.keys = Some(m.keys.clone());
+    }
+
+    /// Everything the proxy wrote to stderr so far.
+    pub fn logs(&self) -> String {
+        self.logs.lock().unwrap().clone()
+    }
+
+    /// The log lines that are JSON objects.
+    pub fn log_lines(&self) -> Vec<Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(Value::is_object)
+            .collect()
+    }
+
+    /// The logs with every registered secret replaced by `<TOKEN>`, safe to print.
+    pub fn logs_redacted(&self) -> String {
+        self.redact(&self.logs())
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for secret in self.secrets.lock().unwrap().iter() {
+            for needle in needles(secret) {
+                text = text.replace(&needle, "<TOKEN>");
+            }
+        }
+        text
+    }
+
+    /// Peak resident set size (VmHWM) of the proxy, in KiB.
+    pub fn vm_hwm_kib(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM")
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.pid()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("kill -TERM");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        if let Some(status) = self.exit {
+            return status;
+        }
+        let child = &mut self.child;
+        let status = eventually(limit, "route exits", || {
+            let status = child.try_wait().expect("try_wait");
+            async move { status }
+        })
+        .await;
+        self.exit = Some(status);
+        status
+    }
+
+    /// Ends the test's use of the proxy: checks the logs (see the module doc) and kills it.
+    pub fn finish(mut self) {
+        self.check();
+    }
+
+    fn check(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let unmatched = self.wait_for_access_lines();
+        self.stop();
+        // Leaked tokens, checked after the process is gone so that every line is in.
+        let logs = self.logs();
+        let secrets = self.secrets.lock().unwrap().clone();
+        let leaks: Vec<String> = logs
+            .lines()
+            .filter(|line| {
+                secrets
+                    .iter()
+                    .any(|s| needles(s).iter().any(|n| line.contains(n.as_str())))
+            })
+            .map(|line| self.redact(line))
+            .collect();
+        assert!(
+            leaks.is_empty(),
+            "tokens appear in {} log line(s) (shown redacted):\n{}",
+            leaks.len(),
+            leaks.join("\n")
+        );
+        if !unmatched.is_empty() {
+            let missing: Vec<String> = unmatched
+                .iter()
+                .map(|e| format!("{} {} -> {}", e.method, self.redact(&e.path), e.status))
+                .collect();
+            panic!(
+                "no access line for {} request(s):\n{}\nlogs (redacted):\n{}",
+                missing.len(),
+                missing.join("\n"),
+                tail(&self.logs_redacted(), 60)
+            );
+        }
+    }
+
+    /// Waits until every expected request has its own access line; returns the ones without.
+    fn wait_for_access_lines(&self) -> Vec<Expected> {
+        let expected = self.expected.lock().unwrap().clone();
+        if !self.check_access || expected.is_empty() {
+            return Vec::new();
+        }
+        let secrets = self.secrets.lock().unwrap().clone();
+        let deadline = Instant::now() + ACCESS_LOG_WAIT;
+        loop {
+            let access: Vec<Access> = self
+                .log_lines()
+                .iter()
+                .filter_map(Access::from_line)
+                .collect();
+            let unmatched = match_access(&expected, &access, &secrets);
+            if unmatched.is_empty() || Instant::now() >= deadline || self.exit.is_some() {
+                return unmatched;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.exit.is_none() {
+            if matches!(self.child.try_wait(), Ok(None)) {
+                let _ = self.child.kill();
+            }
+            self.exit = self.child.wait().ok();
+        }
+        // Let the capture threads read what is left in the pipes.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut last = usize::MAX;
+        while Instant::now() < deadline {
+            let len = self.logs.lock().unwrap().len();
+            if len == last {
+                break;
+            }
+            last = len;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.done = true;
+            self.stop();
+            return;
+        }
+        self.check();
+    }
+}
+
+/// The strings whose presence in a log means a token leaked: the token itself, and for a
+/// JWS its claims and signature (so a log of a token without its header is caught too).
+fn needles(secret: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if secret.len() >= 8 {
+        out.push(secret.to_owned());
+    }
+    let parts: Vec<&str> = secret.split('.').collect();
+    if parts.len() >= 2 {
+        for part in &parts[1..] {
+            if part.len() >= 16 {
+                out.push((*part).to_owned());
+            }
+        }
+    }
+    out
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// An access line as logged: method, path, status, and maybe the route.
+#[derive(Debug)]
+pub struct Access {
+    pub method: String,
+    pub path: String,
+    pub status: u16,
+    pub route: Option<String>,
+}
+
+impl Access {
+    /// Reads an access line from a JSON log line. Fields are looked up at the top level, in
+    /// `fields`, in `span` and in every entry of `spans` (tracing-subscriber's JSON layout).
+    pub fn from_line(line: &Value) -> Option<Self> {
+        let mut maps = vec![line];
+        for key in ["fields", "span"] {
+            if let Some(v) = line.get(key) {
+                maps.push(v);
+            }
+        }
+        if let Some(spans) = line.get("spans").and_then(Value::as_array) {
+            maps.extend(spans.iter());
+        }
+        let find = |names: &[&str]| -> Option<&Value> {
+            names
+                .iter()
+                .find_map(|name| maps.iter().find_map(|m| m.get(*name)))
+        };
+        let as_text = |v: &Value| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let method = as_text(find(&["method", "http.method", "http.request.method"])?);
+        let path = as_text(find(&[
+            "path",
+            "uri",
+            "url",
+            "http.path",
+            "url.path",
+            "http.target",
+        ])?);
+        let status = find(&[
+            "status",
+            "http.status",
+            "status_code",
+            "http.response.status_code",
+        ])?;
+        let status = match status {
+            Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+            Value::String(s) => s.split_whitespace().next()?.parse().ok()?,
+            _ => return None,
+        };
+        let route = find(&["route"]).map(as_text);
+        Some(Self {
+            method,
+            path,
+            status,
+            route,
+        })
+    }
+}
+
+/// The expected requests left without an access line of their own.
+fn match_access(expected: &[Expected], access: &[Access], secrets: &[String]) -> Vec<Expected> {
+    let mut used = vec![false; access.len()];
+    let mut unmatched = Vec::new();
+    for e in expected {
+        let found = access.iter().enumerate().position(|(i, a)| {
+            !used[i]
+                && a.status == e.status
+                && a.method.eq_ignore_ascii_case(&e.method)
+                && path_matches(&e.path, &a.path, secrets)
+        });
+        match found {
+            Some(i) => used[i] = true,
+            None => unmatched.push(e.clone()),
+        }
+    }
+    unmatched
+}
+
+/// Whether a logged path stands for the requested one: same path (the query aside), where any
+/// text (a redaction marker) may replace a token.
+pub fn path_matches(requested: &str, logged: &str, secrets: &[String]) -> bool {
+    let requested = requested.split_once('?').map_or(requested, |(p, _)| p);
+    let logged = logged.split_once('?').map_or(logged, |(p, _)| p);
+    let mut pattern = requested.to_owned();
+    for secret in secrets.iter().filter(|s| !s.is_empty()) {
+        pattern = pattern.replace(secret.as_str(), "\u{0}");
+    }
+    let pieces: Vec<&str> = pattern.split('\u{0}').collect();
+    if pieces.len() == 1 {
+        return requested == logged;
+    }
+    let (first, last) = (pieces[0], pieces[pieces.len() - 1]);
+    let Some(mut rest) = logged.strip_prefix(first) else {
+        return false;
+    };
+    let Some(stripped) = rest.strip_suffix(last) else {
+        return false;
+    };
+    rest = stripped;
+    for middle in &pieces[1..pieces.len() - 1] {
+        match rest.find(middle) {
+            Some(i) => rest = &rest[i + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
