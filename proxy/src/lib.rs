@@ -5,8 +5,8 @@
 //! `tokio::sync::watch` channel, built by the control plane (`route-operator`).
 
 pub mod auth;
-pub mod metrics;
 mod error;
+pub mod metrics;
 pub mod routes;
 pub mod settings;
 

@@ -96,9 +96,16 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("route");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route and status class", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by route and status class",
+            requests.clone(),
+        );
         let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0])
+            Histogram::new([
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
+            ])
         });
         registry.register(
             "request_duration_seconds",
@@ -106,21 +113,53 @@ impl Metrics {
             request_duration.clone(),
         );
         let cache_hits = Counter::default();
-        registry.register("token_cache_hits", "Token resolutions answered from the cache", cache_hits.clone());
+        registry.register(
+            "token_cache_hits",
+            "Token resolutions answered from the cache",
+            cache_hits.clone(),
+        );
         let cache_misses = Counter::default();
-        registry.register("token_cache_misses", "Token resolutions that needed RSA work", cache_misses.clone());
+        registry.register(
+            "token_cache_misses",
+            "Token resolutions that needed RSA work",
+            cache_misses.clone(),
+        );
         let cache_entries = Gauge::default();
-        registry.register("token_cache_entries", "Resolved tokens held in the cache", cache_entries.clone());
+        registry.register(
+            "token_cache_entries",
+            "Resolved tokens held in the cache",
+            cache_entries.clone(),
+        );
         let auth_failures = Family::<ReasonLabel, Counter>::default();
-        registry.register("auth_failures", "Requests refused for their token, by reason", auth_failures.clone());
+        registry.register(
+            "auth_failures",
+            "Requests refused for their token, by reason",
+            auth_failures.clone(),
+        );
         let websockets_open = Gauge::default();
-        registry.register("websockets_open", "WebSocket tunnels open now", websockets_open.clone());
+        registry.register(
+            "websockets_open",
+            "WebSocket tunnels open now",
+            websockets_open.clone(),
+        );
         let bytes = Family::<DirectionLabel, Counter>::default();
-        registry.register("bytes", "Body and tunnel bytes forwarded, by direction", bytes.clone());
+        registry.register(
+            "bytes",
+            "Body and tunnel bytes forwarded, by direction",
+            bytes.clone(),
+        );
         let settings_generation = Gauge::default();
-        registry.register("settings_generation", "Generation of the settings being served", settings_generation.clone());
+        registry.register(
+            "settings_generation",
+            "Generation of the settings being served",
+            settings_generation.clone(),
+        );
         let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register("settings_reloads", "Settings reload attempts, by result", reloads.clone());
+        registry.register(
+            "settings_reloads",
+            "Settings reload attempts, by result",
+            reloads.clone(),
+        );
         let last_reload_success = Gauge::default();
         registry.register(
             "settings_last_reload_success",
@@ -134,7 +173,11 @@ impl Metrics {
             last_reload_timestamp.clone(),
         );
         let connections_open = Gauge::default();
-        registry.register("connections_open", "Client connections open now", connections_open.clone());
+        registry.register(
+            "connections_open",
+            "Client connections open now",
+            connections_open.clone(),
+        );
         Self {
             registry,
             requests,
@@ -155,11 +198,18 @@ impl Metrics {
 
     /// Records a settings reload attempt; the control plane calls it for every source.
     pub fn record_reload(&self, result: ReloadResult, generation: Option<u64>) {
-        self.reloads.get_or_create(&ResultLabel { result: result.label() }).inc();
-        self.last_reload_success.set(i64::from(result == ReloadResult::Success));
-        self.last_reload_timestamp.set(crate::auth::mint::unix_now() as f64);
+        self.reloads
+            .get_or_create(&ResultLabel {
+                result: result.label(),
+            })
+            .inc();
+        self.last_reload_success
+            .set(i64::from(result == ReloadResult::Success));
+        self.last_reload_timestamp
+            .set(crate::auth::mint::unix_now() as f64);
         if let Some(generation) = generation {
-            self.settings_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
+            self.settings_generation
+                .set(i64::try_from(generation).unwrap_or(i64::MAX));
         }
     }
 

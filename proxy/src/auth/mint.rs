@@ -114,7 +114,9 @@ pub struct Minter {
 
 impl std::fmt::Debug for Minter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Minter").field("algorithm", &self.algorithm).finish_non_exhaustive()
+        f.debug_struct("Minter")
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,11 +126,19 @@ impl Minter {
         let payload = Rsa::public_key_from_pem_pkcs1(payload_public_pem)
             .or_else(|_| Rsa::public_key_from_pem(payload_public_pem))
             .map_err(Error::key)?;
-        Ok(Self { signing, payload, padding: Decryption::Pkcs1v15, algorithm: jsonwebtoken::Algorithm::RS256 })
+        Ok(Self {
+            signing,
+            payload,
+            padding: Decryption::Pkcs1v15,
+            algorithm: jsonwebtoken::Algorithm::RS256,
+        })
     }
 
     pub fn from_key_set(keys: &KeySet) -> Result<Self, Error> {
-        Self::new(keys.signing_private.as_bytes(), keys.payload_public.as_bytes())
+        Self::new(
+            keys.signing_private.as_bytes(),
+            keys.payload_public.as_bytes(),
+        )
     }
 
     /// Encrypt the target with OAEP instead of PKCS#1 v1.5.
@@ -147,8 +157,14 @@ impl Minter {
     pub fn encrypt_target(&self, target: &str) -> Result<String, Error> {
         let mut out = vec![0; self.payload.size() as usize];
         let len = match self.padding {
-            Decryption::Pkcs1v15 => self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1),
-            Decryption::OaepSha1 => self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1_OAEP),
+            Decryption::Pkcs1v15 => {
+                self.payload
+                    .public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1)
+            }
+            Decryption::OaepSha1 => {
+                self.payload
+                    .public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1_OAEP)
+            }
             Decryption::OaepSha256 => return self.encrypt_oaep_sha256(target),
         }
         .map_err(Error::key)?;
@@ -160,11 +176,15 @@ impl Minter {
         let pkey = PKey::from_rsa(self.payload.clone()).map_err(Error::key)?;
         let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&pkey).map_err(Error::key)?;
         ctx.encrypt_init().map_err(Error::key)?;
-        ctx.set_rsa_padding(Padding::PKCS1_OAEP).map_err(Error::key)?;
-        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).map_err(Error::key)?;
-        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).map_err(Error::key)?;
+        ctx.set_rsa_padding(Padding::PKCS1_OAEP)
+            .map_err(Error::key)?;
+        ctx.set_rsa_oaep_md(openssl::md::Md::sha256())
+            .map_err(Error::key)?;
+        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256())
+            .map_err(Error::key)?;
         let mut out = Vec::new();
-        ctx.encrypt_to_vec(target.as_bytes(), &mut out).map_err(Error::key)?;
+        ctx.encrypt_to_vec(target.as_bytes(), &mut out)
+            .map_err(Error::key)?;
         Ok(STANDARD.encode(out))
     }
 
@@ -178,7 +198,11 @@ impl Minter {
     /// Signs arbitrary claims JSON (tests use it for malformed claims).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, Error> {
         let header = format!(r#"{{"typ":"JWT","alg":"{:?}"}}"#, self.algorithm);
-        let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims_json));
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims_json)
+        );
         let signature = self.sign(message.as_bytes())?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -196,7 +220,9 @@ impl Minter {
         };
         let mut signer = Signer::new(digest, &self.signing).map_err(Error::key)?;
         if pss {
-            signer.set_rsa_padding(Padding::PKCS1_PSS).map_err(Error::key)?;
+            signer
+                .set_rsa_padding(Padding::PKCS1_PSS)
+                .map_err(Error::key)?;
             signer
                 .set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)
                 .map_err(Error::key)?;

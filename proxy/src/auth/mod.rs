@@ -1,4 +1,191 @@
-//! From a request to a target: token extraction, verification, decryption, target policy, cache.
+//! From a request to a target: token extraction, verification, decryption, target policy and
+//! the cache in front of them.
 
+pub mod cache;
+pub mod decrypt;
+pub mod extract;
+pub mod jwt;
 pub mod keys;
 pub mod mint;
+pub mod target;
+
+use std::sync::{Arc, RwLock};
+
+pub use cache::{Resolved, TokenCache};
+pub use target::Target;
+
+use crate::metrics::Metrics;
+use crate::settings::{AuthSettings, Settings};
+
+/// Why a token was refused. The variant names double as the `reason` metric label and never
+/// carry any part of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("no token")]
+    Missing,
+    #[error("token is not a compact JWS")]
+    Malformed,
+    #[error("token header carries enc, zip or crit")]
+    Header,
+    #[error("algorithm not allowed")]
+    Algorithm,
+    #[error("signature does not verify with a trusted key")]
+    Signature,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("claims are missing or malformed")]
+    Claims,
+    #[error("hash claim is missing or not base64")]
+    Hash,
+    #[error("hash does not decrypt with a trusted key")]
+    Decrypt,
+    #[error("decrypted target is not a bare IP address or DNS name")]
+    Target,
+    #[error("target is outside the allowed networks or domains")]
+    TargetPolicy,
+    #[error("port is not allowed")]
+    PortPolicy,
+    #[error("no keys loaded")]
+    NoKeys,
+    #[error("internal error")]
+    Internal,
+}
+
+impl AuthError {
+    /// The `reason` label of `route_auth_failures_total`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::Malformed => "malformed",
+            Self::Header => "header",
+            Self::Algorithm => "algorithm",
+            Self::Signature => "signature",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::Claims => "claims",
+            Self::Hash => "hash",
+            Self::Decrypt => "decrypt",
+            Self::Target => "target",
+            Self::TargetPolicy => "target_policy",
+            Self::PortPolicy => "port_policy",
+            Self::NoKeys => "no_keys",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// 503 when the router itself cannot verify (no keys, as the original does when a key
+    /// cannot be loaded), 401 for every fault of the token, 403 for a policy refusal.
+    pub fn status(self) -> http::StatusCode {
+        match self {
+            Self::NoKeys | Self::Internal => http::StatusCode::SERVICE_UNAVAILABLE,
+            Self::TargetPolicy | Self::PortPolicy => http::StatusCode::FORBIDDEN,
+            _ => http::StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Resolves a token without the cache: verify, then decrypt, then check the target policy.
+/// Verifying first means an unsigned ciphertext never reaches the private key (no padding
+/// oracle). `now` is Unix seconds.
+pub fn resolve_uncached(token: &str, auth: &AuthSettings, now: u64) -> Result<Resolved, AuthError> {
+    let verified = jwt::verify(token, auth, now)?;
+    let hash = verified.claims.hash.as_deref().ok_or(AuthError::Hash)?;
+    let (target, payload_id) = decrypt::decrypt_target(hash, auth, now)?;
+    if !target.allowed_by(&auth.targets) {
+        return Err(AuthError::TargetPolicy);
+    }
+    // exp is > now here, and a float exp is truncated down: the entry never outlives the token.
+    let exp = verified.claims.exp as u64;
+    Ok(Resolved {
+        target,
+        exp,
+        ttl: cache::ttl_for(exp, now, auth.cache.ttl_cap),
+        signing_id: verified.signing_id,
+        payload_id,
+        algorithm: verified.algorithm,
+        decryption: auth.decryption,
+    })
+}
+
+/// Tokens to targets, through the cache, with the RSA work off the async workers.
+#[derive(Debug)]
+pub struct Resolver {
+    cache: RwLock<TokenCache>,
+    metrics: Arc<Metrics>,
+}
+
+impl Resolver {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        jwt::install_provider();
+        let capacity = crate::settings::CachePolicy::default().max_entries;
+        Self {
+            cache: RwLock::new(TokenCache::new(capacity)),
+            metrics,
+        }
+    }
+
+    fn cache(&self, settings: &Settings) -> TokenCache {
+        let wanted = settings.auth.cache.max_entries;
+        if let Ok(cache) = self.cache.read() {
+            if cache.capacity() == wanted {
+                return cache.clone();
+            }
+        }
+        // A new bound: start a new cache (rare; entries are re-resolved on demand).
+        let mut guard = self
+            .cache
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.capacity() != wanted {
+            *guard = TokenCache::new(wanted);
+        }
+        guard.clone()
+    }
+
+    pub fn cached_entries(&self) -> u64 {
+        self.cache.read().map(|c| c.entry_count()).unwrap_or(0)
+    }
+
+    /// The target of `token` under `settings`.
+    pub async fn resolve(
+        &self,
+        token: &str,
+        settings: &Arc<Settings>,
+    ) -> Result<Arc<Resolved>, AuthError> {
+        let now = mint::unix_now();
+        let cache = self.cache(settings);
+        let key = TokenCache::key(token);
+        if let Some(hit) = cache.get(&key).await {
+            if hit.still_valid(settings, now) {
+                self.metrics.cache_hits.inc();
+                return Ok(hit);
+            }
+            cache.invalidate(&key).await;
+        }
+        self.metrics.cache_misses.inc();
+        let owned_token = token.to_owned();
+        let owned_settings = Arc::clone(settings);
+        let resolved = cache
+            .get_or_resolve(key, async move {
+                // One RSA private operation costs 0.1 to 7 ms: off the reactor, so that the
+                // cache hits of other clients keep flowing while it runs.
+                tokio::task::spawn_blocking(move || {
+                    resolve_uncached(&owned_token, &owned_settings.auth, mint::unix_now())
+                        .map(Arc::new)
+                })
+                .await
+                .unwrap_or(Err(AuthError::Internal))
+            })
+            .await
+            .map_err(|err| *err)?;
+        // A coalesced answer may have been computed under the previous snapshot.
+        if resolved.still_valid(settings, now) {
+            Ok(resolved)
+        } else {
+            cache.invalidate(&key).await;
+            resolve_uncached(token, &settings.auth, now).map(Arc::new)
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Resolved targets, cached per token.
+//!
+//! Keyed by the SHA-256 of the token, never the token itself. An entry lives until
+//! min(exp - now, cap); concurrent misses for one token share one resolution; a hit does no
+//! crypto. Entries name the keys that produced them, so a rotation past its grace period
+//! invalidates them without a sweep.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::Algorithm;
+use moka::Expiry;
+use moka::future::Cache;
+
+use super::target::Target;
+use crate::settings::{Decryption, Settings};
+
+/// A token's verified answer.
+#[derive(Debug)]
+pub struct Resolved {
+    pub target: Target,
+    /// The token's `exp`, Unix seconds.
+    pub exp: u64,
+    /// How long the entry may live in the cache (zero: not cached).
+    pub ttl: Duration,
+    pub(crate) signing_id: u64,
+    pub(crate) payload_id: u64,
+    pub(crate) algorithm: Algorithm,
+    pub(crate) decryption: Decryption,
+}
+
+impl Resolved {
+    /// Whether this answer still holds under `settings` at `now`: its keys are still trusted,
+    /// its algorithm and padding still allowed, its target still inside the policy.
+    pub fn still_valid(&self, settings: &Settings, now: u64) -> bool {
+        let auth = &settings.auth;
+        now < self.exp
+            && auth.algorithms.contains(&self.algorithm)
+            && auth.decryption == self.decryption
+            && auth
+                .keys
+                .signing
+                .iter()
+                .any(|k| k.key.id() == self.signing_id && k.is_trusted_at(now))
+            && auth
+                .keys
+                .payload
+                .iter()
+                .any(|k| k.key.id() == self.payload_id && k.is_trusted_at(now))
+            && self.target.allowed_by(&auth.targets)
+    }
+}
+
+/// The TTL of a token resolved at `now`: min(exp - now, cap), and nothing at 1 s or less.
+pub fn ttl_for(exp: u64, now: u64, cap: Duration) -> Duration {
+    let left = Duration::from_secs(exp.saturating_sub(now));
+    let ttl = left.min(cap);
+    if ttl <= Duration::from_secs(1) {
+        Duration::ZERO
+    } else {
+        ttl
+    }
+}
+
+pub(crate) type Key = [u8; 32];
+
+struct PerEntry;
+
+impl Expiry<Key, Arc<Resolved>> for PerEntry {
+    fn expire_after_create(&self, _: &Key, value: &Arc<Resolved>, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// The bounded token cache.
+#[derive(Clone)]
+pub struct TokenCache {
+    inner: Cache<Key, Arc<Resolved>>,
+    capacity: u64,
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCache {
+    pub fn new(capacity: u64) -> Self {
+        let inner = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(PerEntry)
+            .build();
+        Self { inner, capacity }
+    }
+
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    pub(crate) fn key(token: &str) -> Key {
+        openssl::sha::sha256(token.as_bytes())
+    }
+
+    pub(crate) async fn get(&self, key: &Key) -> Option<Arc<Resolved>> {
+        self.inner.get(key).await
+    }
+
+    pub(crate) async fn invalidate(&self, key: &Key) {
+        self.inner.invalidate(key).await;
+    }
+
+    /// Resolves through the cache: one `init` runs for concurrent misses of the same key.
+    pub(crate) async fn get_or_resolve<F, E>(
+        &self,
+        key: Key,
+        init: F,
+    ) -> Result<Arc<Resolved>, Arc<E>>
+    where
+        F: Future<Output = Result<Arc<Resolved>, E>>,
+        E: Send + Sync + 'static,
+    {
+        self.inner.try_get_with(key, init).await
+    }
+
+    pub fn entry_count(&self) -> u64 {
+        self.inner.entry_count()
+    }
+
+    /// Drops every entry (a key was revoked).
+    pub fn clear(&self) {
+        self.inner.invalidate_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_capped_and_short_lives_are_not_cached() {
+        let cap = Duration::from_secs(600);
+        assert_eq!(ttl_for(1_000 + 420, 1_000, cap), Duration::from_secs(420));
+        assert_eq!(ttl_for(1_000 + 4_200, 1_000, cap), cap);
+        assert_eq!(ttl_for(1_001, 1_000, cap), Duration::ZERO);
+        assert_eq!(ttl_for(1_002, 1_000, cap), Duration::from_secs(2));
+        assert_eq!(ttl_for(900, 1_000, cap), Duration::ZERO);
+    }
+}
