@@ -109,11 +109,11 @@ fn parse_public(pem: &[u8]) -> Result<Rsa<Public>, Error> {
     if let Ok(rsa) = Rsa::public_key_from_pem_pkcs1(pem) {
         return Ok(rsa);
     }
-    if let Ok(pkey) = PKey::private_key_from_pem_callback(pem, |_| Ok(0)) {
-        if let Ok(rsa) = pkey.rsa() {
-            let der = rsa.public_key_to_der_pkcs1().map_err(Error::key)?;
-            return Rsa::public_key_from_der_pkcs1(&der).map_err(Error::key);
-        }
+    if let Ok(pkey) = PKey::private_key_from_pem_callback(pem, |_| Ok(0))
+        && let Ok(rsa) = pkey.rsa()
+    {
+        let der = rsa.public_key_to_der_pkcs1().map_err(Error::key)?;
+        return Rsa::public_key_from_der_pkcs1(&der).map_err(Error::key);
     }
     Err(Error::Key(
         "not an RSA public key in PEM (SubjectPublicKeyInfo or PKCS#1)".into(),

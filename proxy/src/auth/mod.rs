@@ -128,10 +128,10 @@ impl Resolver {
 
     fn cache(&self, settings: &Settings) -> TokenCache {
         let wanted = settings.auth.cache.max_entries;
-        if let Ok(cache) = self.cache.read() {
-            if cache.capacity() == wanted {
-                return cache.clone();
-            }
+        if let Ok(cache) = self.cache.read()
+            && cache.capacity() == wanted
+        {
+            return cache.clone();
         }
         // A new bound: start a new cache (rare; entries are re-resolved on demand).
         let mut guard = self
