@@ -96,15 +96,10 @@ impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("route");
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register(
-            "requests",
-            "Requests answered, by route and status class",
-            requests.clone(),
-        );
+        registry.register("requests", "Requests answered, by route and status class", requests.clone());
         let request_duration = Family::<RouteLabel, Histogram>::new_with_constructor(|| {
             Histogram::new([
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                10.0,
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ])
         });
         registry.register(
@@ -125,11 +120,7 @@ impl Metrics {
             cache_misses.clone(),
         );
         let cache_entries = Gauge::default();
-        registry.register(
-            "token_cache_entries",
-            "Resolved tokens held in the cache",
-            cache_entries.clone(),
-        );
+        registry.register("token_cache_entries", "Resolved tokens held in the cache", cache_entries.clone());
         let auth_failures = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "auth_failures",
@@ -137,17 +128,9 @@ impl Metrics {
             auth_failures.clone(),
         );
         let websockets_open = Gauge::default();
-        registry.register(
-            "websockets_open",
-            "WebSocket tunnels open now",
-            websockets_open.clone(),
-        );
+        registry.register("websockets_open", "WebSocket tunnels open now", websockets_open.clone());
         let bytes = Family::<DirectionLabel, Counter>::default();
-        registry.register(
-            "bytes",
-            "Body and tunnel bytes forwarded, by direction",
-            bytes.clone(),
-        );
+        registry.register("bytes", "Body and tunnel bytes forwarded, by direction", bytes.clone());
         let settings_generation = Gauge::default();
         registry.register(
             "settings_generation",
@@ -155,11 +138,7 @@ impl Metrics {
             settings_generation.clone(),
         );
         let reloads = Family::<ResultLabel, Counter>::default();
-        registry.register(
-            "settings_reloads",
-            "Settings reload attempts, by result",
-            reloads.clone(),
-        );
+        registry.register("settings_reloads", "Settings reload attempts, by result", reloads.clone());
         let last_reload_success = Gauge::default();
         registry.register(
             "settings_last_reload_success",
@@ -173,11 +152,7 @@ impl Metrics {
             last_reload_timestamp.clone(),
         );
         let connections_open = Gauge::default();
-        registry.register(
-            "connections_open",
-            "Client connections open now",
-            connections_open.clone(),
-        );
+        registry.register("connections_open", "Client connections open now", connections_open.clone());
         Self {
             registry,
             requests,
@@ -198,18 +173,11 @@ impl Metrics {
 
     /// Records a settings reload attempt; the control plane calls it for every source.
     pub fn record_reload(&self, result: ReloadResult, generation: Option<u64>) {
-        self.reloads
-            .get_or_create(&ResultLabel {
-                result: result.label(),
-            })
-            .inc();
-        self.last_reload_success
-            .set(i64::from(result == ReloadResult::Success));
-        self.last_reload_timestamp
-            .set(crate::auth::mint::unix_now() as f64);
+        self.reloads.get_or_create(&ResultLabel { result: result.label() }).inc();
+        self.last_reload_success.set(i64::from(result == ReloadResult::Success));
+        self.last_reload_timestamp.set(crate::auth::mint::unix_now() as f64);
         if let Some(generation) = generation {
-            self.settings_generation
-                .set(i64::try_from(generation).unwrap_or(i64::MAX));
+            self.settings_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
         }
     }
 

@@ -30,10 +30,7 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upstream {
     /// The desktop pod named by the token, on a fixed port.
-    Desktop {
-        port: u16,
-        sources: Vec<TokenSource>,
-    },
+    Desktop { port: u16, sources: Vec<TokenSource> },
     /// `/container/<JWT>/<port>/<rest>` (token and port in the path) or `/container/<port>`
     /// (port in the path, token from `sources`).
     Container { sources: Vec<TokenSource> },
@@ -61,10 +58,8 @@ pub struct RouteTable {
 impl RouteTable {
     /// Builds the table; when two entries have the same prefix the first one wins.
     pub fn new(entries: impl IntoIterator<Item = (String, Arc<Route>)>) -> Self {
-        let mut entries: Vec<(Box<str>, Arc<Route>)> = entries
-            .into_iter()
-            .map(|(p, r)| (normalize_prefix(&p).into(), r))
-            .collect();
+        let mut entries: Vec<(Box<str>, Arc<Route>)> =
+            entries.into_iter().map(|(p, r)| (normalize_prefix(&p).into(), r)).collect();
         // A stable sort keeps declaration order among equal lengths.
         entries.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         let mut seen = std::collections::HashSet::new();
@@ -95,11 +90,7 @@ impl RouteTable {
 
 fn normalize_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_end_matches('/');
-    if trimmed.is_empty() {
-        "/".to_owned()
-    } else {
-        trimmed.to_owned()
-    }
+    if trimmed.is_empty() { "/".to_owned() } else { trimmed.to_owned() }
 }
 
 /// `prefix` matches `path` anchored at the start and on a segment boundary. `/` matches all.
@@ -123,16 +114,8 @@ pub fn rewrite_path(rewrite: Rewrite, prefix: &str, path: &str, query: Option<&s
         Rewrite::Keep => with_query(path),
         Rewrite::Root => "/".to_owned(),
         Rewrite::StripPrefix => {
-            let rest = if prefix == "/" {
-                path
-            } else {
-                &path[prefix.len()..]
-            };
-            if rest.is_empty() {
-                with_query("/")
-            } else {
-                with_query(rest)
-            }
+            let rest = if prefix == "/" { path } else { &path[prefix.len()..] };
+            if rest.is_empty() { with_query("/") } else { with_query(rest) }
         }
     }
 }
@@ -143,8 +126,9 @@ pub struct ContainerPath<'a> {
     /// The token from the path, when the path carries one.
     pub token: Option<&'a str>,
     pub port: u16,
-    /// Path sent upstream (always starts with `/`), without the query.
-    pub rest: &'a str,
+    /// Path sent upstream (starts with `/`), without the query; `None` for `/container/<port>`,
+    /// whose path goes upstream unchanged.
+    pub rest: Option<&'a str>,
 }
 
 /// Parses the part of a container path after the matched prefix: `/<JWT>/<port>[/<rest>]`
@@ -154,23 +138,14 @@ pub fn parse_container(after_prefix: &str) -> Option<ContainerPath<'_>> {
     let (first, tail) = split_segment(s);
     if let Ok(port) = parse_port(first) {
         // `/container/<port>`: the path upstream is the client's path, unchanged.
-        return Some(ContainerPath {
-            token: None,
-            port,
-            rest: "",
-        })
-        .filter(|_| tail.is_empty() || tail.starts_with('/'));
+        return Some(ContainerPath { token: None, port, rest: None });
     }
     let token = first;
     let tail = tail.strip_prefix('/')?;
     let (port, rest) = split_segment(tail);
     let port = parse_port(port).ok()?;
     let rest = if rest.is_empty() { "/" } else { rest };
-    (!token.is_empty()).then_some(ContainerPath {
-        token: Some(token),
-        port,
-        rest,
-    })
+    (!token.is_empty()).then_some(ContainerPath { token: Some(token), port, rest: Some(rest) })
 }
 
 fn split_segment(s: &str) -> (&str, &str) {
@@ -197,10 +172,7 @@ mod tests {
     fn route(name: &str) -> Arc<Route> {
         Arc::new(Route {
             name: name.into(),
-            upstream: Upstream::Service {
-                host: "x".into(),
-                port: 1,
-            },
+            upstream: Upstream::Service { host: "x".into(), port: 1 },
             rewrite: Rewrite::Keep,
             max_body: None,
             read_timeout: Duration::from_secs(1),
@@ -222,10 +194,7 @@ mod tests {
         assert_eq!(name("/filer/x").as_deref(), Some("filer"));
         assert_eq!(name("/filerx").as_deref(), Some("website"));
         assert_eq!(name("/x/filer").as_deref(), Some("website"));
-        assert_eq!(
-            name("/API/composer/launchdesktop").as_deref(),
-            Some("launch")
-        );
+        assert_eq!(name("/API/composer/launchdesktop").as_deref(), Some("launch"));
         assert_eq!(name("/API/composer").as_deref(), Some("pyos"));
         assert_eq!(name("/API").as_deref(), Some("pyos"));
         assert_eq!(name("relative"), None);
@@ -233,50 +202,23 @@ mod tests {
 
     #[test]
     fn rewrites() {
-        assert_eq!(
-            rewrite_path(Rewrite::Keep, "/a", "/a/b", Some("x=1")),
-            "/a/b?x=1"
-        );
-        assert_eq!(
-            rewrite_path(Rewrite::Root, "/a", "/a/b", Some("jwt_token=t")),
-            "/"
-        );
-        assert_eq!(
-            rewrite_path(Rewrite::StripPrefix, "/console", "/console/x", Some("q")),
-            "/x?q"
-        );
-        assert_eq!(
-            rewrite_path(Rewrite::StripPrefix, "/console", "/console", None),
-            "/"
-        );
+        assert_eq!(rewrite_path(Rewrite::Keep, "/a", "/a/b", Some("x=1")), "/a/b?x=1");
+        assert_eq!(rewrite_path(Rewrite::Root, "/a", "/a/b", Some("jwt_token=t")), "/");
+        assert_eq!(rewrite_path(Rewrite::StripPrefix, "/console", "/console/x", Some("q")), "/x?q");
+        assert_eq!(rewrite_path(Rewrite::StripPrefix, "/console", "/console", None), "/");
     }
 
     #[test]
     fn container_paths() {
         assert_eq!(
             parse_container("/tok.en.x/8080/a/b"),
-            Some(ContainerPath {
-                token: Some("tok.en.x"),
-                port: 8080,
-                rest: "/a/b"
-            })
+            Some(ContainerPath { token: Some("tok.en.x"), port: 8080, rest: Some("/a/b") })
         );
         assert_eq!(
             parse_container("/tok/8080"),
-            Some(ContainerPath {
-                token: Some("tok"),
-                port: 8080,
-                rest: "/"
-            })
+            Some(ContainerPath { token: Some("tok"), port: 8080, rest: Some("/") })
         );
-        assert_eq!(
-            parse_container("/8080"),
-            Some(ContainerPath {
-                token: None,
-                port: 8080,
-                rest: ""
-            })
-        );
+        assert_eq!(parse_container("/8080"), Some(ContainerPath { token: None, port: 8080, rest: None }));
         assert_eq!(parse_container("/tok/99999/x"), None);
         assert_eq!(parse_container("/tok/0"), None);
         assert_eq!(parse_container("/tok"), None);

@@ -119,10 +119,7 @@ pub struct Trusted<K> {
 
 impl<K> Clone for Trusted<K> {
     fn clone(&self) -> Self {
-        Self {
-            key: Arc::clone(&self.key),
-            until: self.until,
-        }
+        Self { key: Arc::clone(&self.key), until: self.until }
     }
 }
 
@@ -161,9 +158,7 @@ impl TargetPolicy {
     }
 
     pub fn allows_container_port(&self, port: u16) -> bool {
-        self.container_ports
-            .as_ref()
-            .is_none_or(|ports| ports.contains(&port))
+        self.container_ports.as_ref().is_none_or(|ports| ports.contains(&port))
     }
 }
 
@@ -178,10 +173,7 @@ pub struct CachePolicy {
 
 impl Default for CachePolicy {
     fn default() -> Self {
-        Self {
-            ttl_cap: Duration::from_secs(600),
-            max_entries: 100_000,
-        }
+        Self { ttl_cap: Duration::from_secs(600), max_entries: 100_000 }
     }
 }
 

@@ -39,28 +39,16 @@ fn every_vector_gets_its_verdict_with_default_settings() {
     route_proxy::auth::jwt::install_provider();
     let now = unix_now();
     let vectors = vectors();
-    assert_eq!(
-        vectors.len(),
-        66,
-        "the vector file changed: review this test"
-    );
+    assert_eq!(vectors.len(), 66, "the vector file changed: review this test");
     for v in &vectors {
         let name = v["name"].as_str().unwrap();
         let auth = auth_for(v["keys"].as_str().unwrap());
         let result = resolve_uncached(v["token"].as_str().unwrap(), &auth, now);
         if v["valid"].as_bool().unwrap() {
             let resolved = result.unwrap_or_else(|e| panic!("{name}: refused ({e})"));
-            assert_eq!(
-                resolved.target.host(),
-                v["target"].as_str().unwrap(),
-                "{name}"
-            );
+            assert_eq!(resolved.target.host(), v["target"].as_str().unwrap(), "{name}");
         } else {
-            assert!(
-                result.is_err(),
-                "{name}: accepted, must be refused ({})",
-                v["why"]
-            );
+            assert!(result.is_err(), "{name}: accepted, must be refused ({})", v["why"]);
         }
     }
 }
@@ -78,18 +66,13 @@ fn oaep_and_other_algorithms_verify_when_configured() {
             assert_eq!(v["oaep"], "sha1");
             auth.decryption = Decryption::OaepSha1;
         } else if let Some(algs) = v.get("valid_if_algorithms") {
-            auth.algorithms = algs
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|a| a.as_str().unwrap().parse().unwrap())
-                .collect();
+            auth.algorithms =
+                algs.as_array().unwrap().iter().map(|a| a.as_str().unwrap().parse().unwrap()).collect();
         } else {
             continue;
         }
         seen += 1;
-        let resolved =
-            resolve_uncached(token, &auth, now).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let resolved = resolve_uncached(token, &auth, now).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(resolved.target.host(), "127.0.0.1", "{name}");
     }
     assert_eq!(seen, 6);
@@ -99,10 +82,8 @@ fn oaep_and_other_algorithms_verify_when_configured() {
 fn refusals_name_the_right_reason() {
     route_proxy::auth::jwt::install_provider();
     let now = unix_now();
-    let by_name: std::collections::HashMap<String, Value> = vectors()
-        .into_iter()
-        .map(|v| (v["name"].as_str().unwrap().to_owned(), v))
-        .collect();
+    let by_name: std::collections::HashMap<String, Value> =
+        vectors().into_iter().map(|v| (v["name"].as_str().unwrap().to_owned(), v)).collect();
     let auth = auth_for("rsa2048-pkcs8");
     let reason = |case: &str| {
         let v = &by_name[&format!("rsa2048-pkcs8/{case}")];

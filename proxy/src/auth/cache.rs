@@ -37,16 +37,8 @@ impl Resolved {
         now < self.exp
             && auth.algorithms.contains(&self.algorithm)
             && auth.decryption == self.decryption
-            && auth
-                .keys
-                .signing
-                .iter()
-                .any(|k| k.key.id() == self.signing_id && k.is_trusted_at(now))
-            && auth
-                .keys
-                .payload
-                .iter()
-                .any(|k| k.key.id() == self.payload_id && k.is_trusted_at(now))
+            && auth.keys.signing.iter().any(|k| k.key.id() == self.signing_id && k.is_trusted_at(now))
+            && auth.keys.payload.iter().any(|k| k.key.id() == self.payload_id && k.is_trusted_at(now))
             && self.target.allowed_by(&auth.targets)
     }
 }
@@ -55,11 +47,7 @@ impl Resolved {
 pub fn ttl_for(exp: u64, now: u64, cap: Duration) -> Duration {
     let left = Duration::from_secs(exp.saturating_sub(now));
     let ttl = left.min(cap);
-    if ttl <= Duration::from_secs(1) {
-        Duration::ZERO
-    } else {
-        ttl
-    }
+    if ttl <= Duration::from_secs(1) { Duration::ZERO } else { ttl }
 }
 
 pub(crate) type Key = [u8; 32];
@@ -81,18 +69,13 @@ pub struct TokenCache {
 
 impl std::fmt::Debug for TokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenCache")
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
+        f.debug_struct("TokenCache").field("capacity", &self.capacity).finish_non_exhaustive()
     }
 }
 
 impl TokenCache {
     pub fn new(capacity: u64) -> Self {
-        let inner = Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(PerEntry)
-            .build();
+        let inner = Cache::builder().max_capacity(capacity).expire_after(PerEntry).build();
         Self { inner, capacity }
     }
 
@@ -113,11 +96,7 @@ impl TokenCache {
     }
 
     /// Resolves through the cache: one `init` runs for concurrent misses of the same key.
-    pub(crate) async fn get_or_resolve<F, E>(
-        &self,
-        key: Key,
-        init: F,
-    ) -> Result<Arc<Resolved>, Arc<E>>
+    pub(crate) async fn get_or_resolve<F, E>(&self, key: Key, init: F) -> Result<Arc<Resolved>, Arc<E>>
     where
         F: Future<Output = Result<Arc<Resolved>, E>>,
         E: Send + Sync + 'static,

@@ -17,11 +17,7 @@ const HASH_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Decrypts `hash` with each trusted payload key until one yields a valid target. Returns the
 /// target and the id of the key that decrypted it.
-pub(crate) fn decrypt_target(
-    hash: &str,
-    auth: &AuthSettings,
-    now: u64,
-) -> Result<(Target, u64), AuthError> {
+pub(crate) fn decrypt_target(hash: &str, auth: &AuthSettings, now: u64) -> Result<(Target, u64), AuthError> {
     let ciphertext = HASH_B64.decode(hash).map_err(|_| AuthError::Hash)?;
     let mut outcome = Err(AuthError::NoKeys);
     for trusted in auth.keys.payload.iter().filter(|k| k.is_trusted_at(now)) {
@@ -46,14 +42,8 @@ pub(crate) fn decrypt_target(
 fn decrypt(key: &DecryptKey, ciphertext: &[u8], mode: Decryption) -> Option<Vec<u8>> {
     let mut out = vec![0; key.rsa.size() as usize];
     let len = match mode {
-        Decryption::Pkcs1v15 => key
-            .rsa
-            .private_decrypt(ciphertext, &mut out, Padding::PKCS1)
-            .ok()?,
-        Decryption::OaepSha1 => key
-            .rsa
-            .private_decrypt(ciphertext, &mut out, Padding::PKCS1_OAEP)
-            .ok()?,
+        Decryption::Pkcs1v15 => key.rsa.private_decrypt(ciphertext, &mut out, Padding::PKCS1).ok()?,
+        Decryption::OaepSha1 => key.rsa.private_decrypt(ciphertext, &mut out, Padding::PKCS1_OAEP).ok()?,
         Decryption::OaepSha256 => {
             let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&key.pkey).ok()?;
             ctx.decrypt_init().ok()?;

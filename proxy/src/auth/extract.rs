@@ -5,15 +5,8 @@ use http::request::Parts;
 use crate::settings::TokenSource;
 
 /// The first token found in `sources`, then in `fallback`. Empty values count as absent.
-pub fn extract<'a>(
-    parts: &'a Parts,
-    sources: &[TokenSource],
-    fallback: &[TokenSource],
-) -> Option<&'a str> {
-    sources
-        .iter()
-        .chain(fallback)
-        .find_map(|source| from_source(parts, source))
+pub fn extract<'a>(parts: &'a Parts, sources: &[TokenSource], fallback: &[TokenSource]) -> Option<&'a str> {
+    sources.iter().chain(fallback).find_map(|source| from_source(parts, source))
 }
 
 fn from_source<'a>(parts: &'a Parts, source: &TokenSource) -> Option<&'a str> {
@@ -63,24 +56,12 @@ mod tests {
         let fallback = [TokenSource::Header(http::header::AUTHORIZATION)];
         let p = parts(
             "/x?jwt_token=q.q.q",
-            &[
-                ("ABCAuthorization", "Bearer h.h.h"),
-                ("Authorization", "Bearer a.a.a"),
-            ],
+            &[("ABCAuthorization", "Bearer h.h.h"), ("Authorization", "Bearer a.a.a")],
         );
-        assert_eq!(
-            extract(&p, &[abc.clone(), query.clone()], &fallback),
-            Some("h.h.h")
-        );
-        assert_eq!(
-            extract(&p, &[query.clone(), abc.clone()], &fallback),
-            Some("q.q.q")
-        );
+        assert_eq!(extract(&p, &[abc.clone(), query.clone()], &fallback), Some("h.h.h"));
+        assert_eq!(extract(&p, &[query.clone(), abc.clone()], &fallback), Some("q.q.q"));
         let p = parts("/x", &[("Authorization", "bearer a.a.a")]);
-        assert_eq!(
-            extract(&p, &[abc.clone(), query.clone()], &fallback),
-            Some("a.a.a")
-        );
+        assert_eq!(extract(&p, &[abc.clone(), query.clone()], &fallback), Some("a.a.a"));
         let p = parts("/x", &[("ABCAuthorization", "   ")]);
         assert_eq!(extract(&p, &[abc], &fallback), None);
     }
@@ -89,10 +70,7 @@ mod tests {
     fn raw_query_and_params() {
         let p = parts("/terminals/3?e.y.j", &[]);
         assert_eq!(extract(&p, &[TokenSource::RawQuery], &[]), Some("e.y.j"));
-        assert_eq!(
-            query_param("a=1&jwt_token=t.o.k&b", "jwt_token"),
-            Some("t.o.k")
-        );
+        assert_eq!(query_param("a=1&jwt_token=t.o.k&b", "jwt_token"), Some("t.o.k"));
         assert_eq!(query_param("xjwt_token=1", "jwt_token"), None);
         assert_eq!(strip_bearer("BEARER x"), "x");
         assert_eq!(strip_bearer("x"), "x");

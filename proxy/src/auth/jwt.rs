@@ -73,15 +73,8 @@ fn new_verifier(
     let der = key.try_get_as_bytes()?;
     let pkey = Rsa::public_key_from_der_pkcs1(der)
         .and_then(PKey::from_rsa)
-        .map_err(|_| {
-            jsonwebtoken::errors::Error::from(ErrorKind::InvalidRsaKey("bad DER".into()))
-        })?;
-    Ok(Box::new(OpensslVerifier {
-        algorithm: *algorithm,
-        digest,
-        pss,
-        pkey,
-    }))
+        .map_err(|_| jsonwebtoken::errors::Error::from(ErrorKind::InvalidRsaKey("bad DER".into())))?;
+    Ok(Box::new(OpensslVerifier { algorithm: *algorithm, digest, pss, pkey }))
 }
 
 struct OpensslVerifier {
@@ -119,16 +112,10 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 /// Checks the token's form, header, signature (against every trusted signing key) and time
 /// claims. `now` is Unix seconds.
-pub(crate) fn verify(
-    token: &str,
-    auth: &AuthSettings,
-    now: u64,
-) -> Result<VerifiedToken, AuthError> {
+pub(crate) fn verify(token: &str, auth: &AuthSettings, now: u64) -> Result<VerifiedToken, AuthError> {
     if token.len() > MAX_TOKEN_LEN
         || token.bytes().filter(|&b| b == b'.').count() != 2
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+        || !token.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
     {
         return Err(AuthError::Malformed);
     }

@@ -44,12 +44,7 @@ impl VerifyKey {
         let pkey = PKey::from_rsa(rsa).map_err(Error::key)?;
         let (fingerprint, id) = fingerprint(&pkey)?;
         let decoding = jsonwebtoken::DecodingKey::from_rsa_der(&pkcs1_der);
-        Ok(Self {
-            decoding,
-            fingerprint,
-            id,
-            bits,
-        })
+        Ok(Self { decoding, fingerprint, id, bits })
     }
 
     pub fn fingerprint(&self) -> &str {
@@ -70,22 +65,13 @@ impl DecryptKey {
     /// Loads `BEGIN RSA PRIVATE KEY` (PKCS#1, OpenSSL 1.1) or `BEGIN PRIVATE KEY` (PKCS#8,
     /// OpenSSL 3). Encrypted keys are refused.
     pub fn from_pem(pem: &[u8]) -> Result<Self, Error> {
-        let pkey = PKey::private_key_from_pem_callback(pem, |_| Ok(0)).map_err(|_| {
-            Error::Key("not an unencrypted RSA private key in PEM (PKCS#1 or PKCS#8)".into())
-        })?;
-        let rsa = pkey
-            .rsa()
-            .map_err(|_| Error::Key("the private key is not an RSA key".into()))?;
+        let pkey = PKey::private_key_from_pem_callback(pem, |_| Ok(0))
+            .map_err(|_| Error::Key("not an unencrypted RSA private key in PEM (PKCS#1 or PKCS#8)".into()))?;
+        let rsa = pkey.rsa().map_err(|_| Error::Key("the private key is not an RSA key".into()))?;
         round_trip(&rsa)?;
         let bits = check_bits(rsa.size() * 8)?;
         let (fingerprint, id) = fingerprint(&pkey)?;
-        Ok(Self {
-            rsa,
-            pkey,
-            fingerprint,
-            id,
-            bits,
-        })
+        Ok(Self { rsa, pkey, fingerprint, id, bits })
     }
 
     /// The fingerprint of the public half, the same value the matching public key shows.
@@ -115,9 +101,7 @@ fn parse_public(pem: &[u8]) -> Result<Rsa<Public>, Error> {
         let der = rsa.public_key_to_der_pkcs1().map_err(Error::key)?;
         return Rsa::public_key_from_der_pkcs1(&der).map_err(Error::key);
     }
-    Err(Error::Key(
-        "not an RSA public key in PEM (SubjectPublicKeyInfo or PKCS#1)".into(),
-    ))
+    Err(Error::Key("not an RSA public key in PEM (SubjectPublicKeyInfo or PKCS#1)".into()))
 }
 
 /// Encrypts with the public half and decrypts with the private half: a damaged key fails here,
@@ -128,26 +112,16 @@ fn round_trip(rsa: &Rsa<Private>) -> Result<(), Error> {
     let probe = b"route key self-test";
     let size = rsa.size() as usize;
     let (mut sealed, mut opened) = (vec![0; size], vec![0; size]);
-    let n = rsa
-        .public_encrypt(probe, &mut sealed, Padding::PKCS1)
-        .map_err(|_| inconsistent())?;
-    let m = rsa
-        .private_decrypt(&sealed[..n], &mut opened, Padding::PKCS1)
-        .map_err(|_| inconsistent())?;
-    if &opened[..m] == probe {
-        Ok(())
-    } else {
-        Err(inconsistent())
-    }
+    let n = rsa.public_encrypt(probe, &mut sealed, Padding::PKCS1).map_err(|_| inconsistent())?;
+    let m = rsa.private_decrypt(&sealed[..n], &mut opened, Padding::PKCS1).map_err(|_| inconsistent())?;
+    if &opened[..m] == probe { Ok(()) } else { Err(inconsistent()) }
 }
 
 fn check_bits(bits: u32) -> Result<u32, Error> {
     if (MIN_BITS..=MAX_BITS).contains(&bits) {
         Ok(bits)
     } else {
-        Err(Error::Key(format!(
-            "RSA key of {bits} bits; {MIN_BITS} to {MAX_BITS} are accepted"
-        )))
+        Err(Error::Key(format!("RSA key of {bits} bits; {MIN_BITS} to {MAX_BITS} are accepted")))
     }
 }
 
@@ -165,10 +139,7 @@ fn fingerprint<T: openssl::pkey::HasPublic>(pkey: &PKey<T>) -> Result<(String, u
 // Keys never print their material.
 impl fmt::Debug for VerifyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VerifyKey")
-            .field("fingerprint", &self.fingerprint)
-            .field("bits", &self.bits)
-            .finish()
+        f.debug_struct("VerifyKey").field("fingerprint", &self.fingerprint).field("bits", &self.bits).finish()
     }
 }
 

@@ -114,9 +114,7 @@ pub struct Minter {
 
 impl std::fmt::Debug for Minter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Minter")
-            .field("algorithm", &self.algorithm)
-            .finish_non_exhaustive()
+        f.debug_struct("Minter").field("algorithm", &self.algorithm).finish_non_exhaustive()
     }
 }
 
@@ -135,10 +133,7 @@ impl Minter {
     }
 
     pub fn from_key_set(keys: &KeySet) -> Result<Self, Error> {
-        Self::new(
-            keys.signing_private.as_bytes(),
-            keys.payload_public.as_bytes(),
-        )
+        Self::new(keys.signing_private.as_bytes(), keys.payload_public.as_bytes())
     }
 
     /// Encrypt the target with OAEP instead of PKCS#1 v1.5.
@@ -157,13 +152,9 @@ impl Minter {
     pub fn encrypt_target(&self, target: &str) -> Result<String, Error> {
         let mut out = vec![0; self.payload.size() as usize];
         let len = match self.padding {
-            Decryption::Pkcs1v15 => {
-                self.payload
-                    .public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1)
-            }
+            Decryption::Pkcs1v15 => self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1),
             Decryption::OaepSha1 => {
-                self.payload
-                    .public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1_OAEP)
+                self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1_OAEP)
             }
             Decryption::OaepSha256 => return self.encrypt_oaep_sha256(target),
         }
@@ -176,15 +167,11 @@ impl Minter {
         let pkey = PKey::from_rsa(self.payload.clone()).map_err(Error::key)?;
         let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&pkey).map_err(Error::key)?;
         ctx.encrypt_init().map_err(Error::key)?;
-        ctx.set_rsa_padding(Padding::PKCS1_OAEP)
-            .map_err(Error::key)?;
-        ctx.set_rsa_oaep_md(openssl::md::Md::sha256())
-            .map_err(Error::key)?;
-        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256())
-            .map_err(Error::key)?;
+        ctx.set_rsa_padding(Padding::PKCS1_OAEP).map_err(Error::key)?;
+        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).map_err(Error::key)?;
+        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).map_err(Error::key)?;
         let mut out = Vec::new();
-        ctx.encrypt_to_vec(target.as_bytes(), &mut out)
-            .map_err(Error::key)?;
+        ctx.encrypt_to_vec(target.as_bytes(), &mut out).map_err(Error::key)?;
         Ok(STANDARD.encode(out))
     }
 
@@ -198,11 +185,7 @@ impl Minter {
     /// Signs arbitrary claims JSON (tests use it for malformed claims).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, Error> {
         let header = format!(r#"{{"typ":"JWT","alg":"{:?}"}}"#, self.algorithm);
-        let message = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header),
-            URL_SAFE_NO_PAD.encode(claims_json)
-        );
+        let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims_json));
         let signature = self.sign(message.as_bytes())?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
@@ -220,12 +203,8 @@ impl Minter {
         };
         let mut signer = Signer::new(digest, &self.signing).map_err(Error::key)?;
         if pss {
-            signer
-                .set_rsa_padding(Padding::PKCS1_PSS)
-                .map_err(Error::key)?;
-            signer
-                .set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)
-                .map_err(Error::key)?;
+            signer.set_rsa_padding(Padding::PKCS1_PSS).map_err(Error::key)?;
+            signer.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH).map_err(Error::key)?;
         }
         signer.update(message).map_err(Error::key)?;
         signer.sign_to_vec().map_err(Error::key)
@@ -234,7 +213,5 @@ impl Minter {
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

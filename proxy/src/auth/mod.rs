@@ -120,10 +120,7 @@ impl Resolver {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         jwt::install_provider();
         let capacity = crate::settings::CachePolicy::default().max_entries;
-        Self {
-            cache: RwLock::new(TokenCache::new(capacity)),
-            metrics,
-        }
+        Self { cache: RwLock::new(TokenCache::new(capacity)), metrics }
     }
 
     fn cache(&self, settings: &Settings) -> TokenCache {
@@ -134,10 +131,7 @@ impl Resolver {
             return cache.clone();
         }
         // A new bound: start a new cache (rare; entries are re-resolved on demand).
-        let mut guard = self
-            .cache
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self.cache.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         if guard.capacity() != wanted {
             *guard = TokenCache::new(wanted);
         }
@@ -149,11 +143,7 @@ impl Resolver {
     }
 
     /// The target of `token` under `settings`.
-    pub async fn resolve(
-        &self,
-        token: &str,
-        settings: &Arc<Settings>,
-    ) -> Result<Arc<Resolved>, AuthError> {
+    pub async fn resolve(&self, token: &str, settings: &Arc<Settings>) -> Result<Arc<Resolved>, AuthError> {
         let now = mint::unix_now();
         let cache = self.cache(settings);
         let key = TokenCache::key(token);
@@ -172,8 +162,7 @@ impl Resolver {
                 // One RSA private operation costs 0.1 to 7 ms: off the reactor, so that the
                 // cache hits of other clients keep flowing while it runs.
                 tokio::task::spawn_blocking(move || {
-                    resolve_uncached(&owned_token, &owned_settings.auth, mint::unix_now())
-                        .map(Arc::new)
+                    resolve_uncached(&owned_token, &owned_settings.auth, mint::unix_now()).map(Arc::new)
                 })
                 .await
                 .unwrap_or(Err(AuthError::Internal))

@@ -19,24 +19,17 @@ impl Target {
     pub fn parse(plain: &[u8]) -> Result<Self, AuthError> {
         let text = std::str::from_utf8(plain).map_err(|_| AuthError::Target)?;
         if let Ok(ip) = text.parse::<IpAddr>() {
-            if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255])
-            {
+            if ip.is_unspecified() || ip.is_multicast() || ip == IpAddr::from([255, 255, 255, 255]) {
                 return Err(AuthError::Target);
             }
             let host = match ip {
                 IpAddr::V4(v4) => v4.to_string(),
                 IpAddr::V6(v6) => format!("[{v6}]"),
             };
-            return Ok(Self {
-                host: host.into(),
-                ip: Some(ip),
-            });
+            return Ok(Self { host: host.into(), ip: Some(ip) });
         }
         if is_dns_name(text) {
-            return Ok(Self {
-                host: text.to_ascii_lowercase().into(),
-                ip: None,
-            });
+            return Ok(Self { host: text.to_ascii_lowercase().into(), ip: None });
         }
         Err(AuthError::Target)
     }
@@ -67,9 +60,7 @@ fn is_dns_name(name: &str) -> bool {
     let labels_ok = name.split('.').all(|label| {
         !label.is_empty()
             && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !label.starts_with('-')
             && !label.ends_with('-')
     });
@@ -107,11 +98,7 @@ mod tests {
             b"\xff\xfe",
             b"x.",
         ] {
-            assert!(
-                Target::parse(bad).is_err(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(Target::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -124,20 +111,8 @@ mod tests {
         };
         assert!(Target::parse(b"10.244.1.2").unwrap().allowed_by(&policy));
         assert!(!Target::parse(b"10.245.1.2").unwrap().allowed_by(&policy));
-        assert!(
-            Target::parse(b"p.desktop.abcdesktop.svc.cluster.local")
-                .unwrap()
-                .allowed_by(&policy)
-        );
-        assert!(
-            !Target::parse(b"kube-apiserver.default.svc")
-                .unwrap()
-                .allowed_by(&policy)
-        );
-        assert!(
-            !Target::parse(b"desktop.abcdesktop.svc.cluster.local")
-                .unwrap()
-                .allowed_by(&policy)
-        );
+        assert!(Target::parse(b"p.desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
+        assert!(!Target::parse(b"kube-apiserver.default.svc").unwrap().allowed_by(&policy));
+        assert!(!Target::parse(b"desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
     }
 }

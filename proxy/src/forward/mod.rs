@@ -1,0 +1,82 @@
+//! Sending a request to its upstream: pooled HTTP/1.1, or a spliced WebSocket tunnel.
+
+pub mod body;
+pub mod headers;
+pub mod http1;
+pub mod tunnel;
+
+use std::error::Error as _;
+
+pub use body::{BodyError, RequestBody, ResponseBody};
+
+/// Why a request did not get an upstream response. Each side knows its status.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// Could not connect (refused, unreachable, name not resolved, connect timeout): 502.
+    #[error("upstream connect failed: {0}")]
+    Connect(String),
+    /// No response head within the route's read timeout: 504.
+    #[error("upstream timed out")]
+    Timeout,
+    /// The request body passed the route's limit: 413.
+    #[error("request body over the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The upstream broke the exchange (reset, bad response): 502.
+    #[error("upstream failed: {0}")]
+    Upstream(String),
+}
+
+impl ProxyError {
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            Self::Connect(_) | Self::Upstream(_) => http::StatusCode::BAD_GATEWAY,
+            Self::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
+            Self::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
+    /// A short label for logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout => "timeout",
+            Self::TooLarge(_) => "too_large",
+            Self::Upstream(_) => "upstream",
+        }
+    }
+}
+
+/// Finds our own body errors inside a client error's source chain.
+fn body_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a BodyError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(body) = e.downcast_ref::<BodyError>() {
+            return Some(body);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// Flattens an error and its sources into one line for logs.
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+pub(crate) fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
+    if let Some(BodyError::TooLarge(limit)) = body_error_in(err) {
+        return ProxyError::TooLarge(*limit);
+    }
+    if err.is_connect() {
+        return ProxyError::Connect(describe(err));
+    }
+    let _ = err.source();
+    ProxyError::Upstream(describe(err))
+}

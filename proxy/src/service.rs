@@ -1,0 +1,303 @@
+//! A request's life, one phase at a time: builtins, route, token, upstream, forward, log.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::request::Parts;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::access::{self, AccessRecord};
+use crate::auth::{AuthError, Resolver, extract};
+use crate::builtins::{self, text};
+use crate::forward::{ProxyError, RequestBody, ResponseBody, headers, http1::Upstreams, tunnel};
+use crate::metrics::{
+    DOWNSTREAM, DirectionLabel, Metrics, RequestLabels, RouteLabel, UPSTREAM, status_class,
+};
+use crate::routes::{Route, Upstream, parse_container, rewrite_path};
+use crate::settings::Settings;
+
+/// What the listener knows of a client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Connection {
+    pub peer: SocketAddr,
+    /// `http` or `https`, for `X-Forwarded-Proto`.
+    pub scheme: &'static str,
+}
+
+/// The data plane: every request goes through [`Proxy::handle`].
+#[derive(Debug)]
+pub struct Proxy {
+    settings: watch::Receiver<Arc<Settings>>,
+    resolver: Resolver,
+    upstreams: Upstreams,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+    bytes_up: Counter,
+    bytes_down: Counter,
+}
+
+/// Where a request goes, once its route and token are settled.
+struct Plan {
+    route: Arc<Route>,
+    host: Arc<str>,
+    ip: Option<IpAddr>,
+    port: u16,
+    path_and_query: String,
+}
+
+/// An answer given before reaching any upstream.
+struct Refusal {
+    status: StatusCode,
+    reason: &'static str,
+    route: Option<Arc<str>>,
+}
+
+impl Proxy {
+    pub fn new(
+        settings: watch::Receiver<Arc<Settings>>,
+        metrics: Arc<Metrics>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let connect_timeout = settings.borrow().limits.connect_timeout;
+        let bytes_up = metrics.bytes.get_or_create(&DirectionLabel { direction: UPSTREAM }).clone();
+        let bytes_down = metrics.bytes.get_or_create(&DirectionLabel { direction: DOWNSTREAM }).clone();
+        Self {
+            resolver: Resolver::new(Arc::clone(&metrics)),
+            upstreams: Upstreams::new(connect_timeout),
+            settings,
+            metrics,
+            shutdown,
+            bytes_up,
+            bytes_down,
+        }
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.borrow())
+    }
+
+    pub async fn handle(&self, request: Request<Incoming>, conn: Connection) -> Response<ResponseBody> {
+        let started = Instant::now();
+        let settings = self.settings();
+        let mut record = AccessRecord {
+            method: request.method().clone(),
+            path: access::redact(request.uri().path(), request.uri().query()),
+            route: Arc::from("-"),
+            status: 0,
+            started,
+            upstream: None,
+            peer: conn.peer,
+            body_error: None,
+        };
+        if let Some(response) = builtins::answer(self, &settings, request.uri().path()).await {
+            record.route = Arc::from("builtin");
+            return self.finish(response, record);
+        }
+        let (parts, body) = request.into_parts();
+        let plan = match self.plan(&parts, &settings).await {
+            Ok(plan) => plan,
+            Err(refusal) => {
+                if let Some(route) = refusal.route {
+                    record.route = route;
+                }
+                tracing::warn!(
+                    reason = refusal.reason,
+                    route = %record.route,
+                    path = %record.path,
+                    peer = %conn.peer,
+                    status = refusal.status.as_u16(),
+                    "request refused"
+                );
+                let body = format!("{} {}\n", refusal.status, refusal.reason);
+                return self.finish(text(refusal.status, body), record);
+            }
+        };
+        record.route = Arc::clone(&plan.route.name);
+        record.upstream = Some(format!("{}:{}", plan.host, plan.port));
+        if let Some(limit) = plan.route.max_body
+            && content_length(&parts).is_some_and(|len| len > limit)
+        {
+            // Refused before the client uploads anything: no 100-continue goes out.
+            return self.finish(text(StatusCode::PAYLOAD_TOO_LARGE, "413 request body too large\n"), record);
+        }
+        let upgrade = headers::websocket_upgrade(&parts.headers)
+            .filter(|_| plan.route.websocket && parts.version == Version::HTTP_11);
+        let result = match upgrade {
+            Some(protocol) => self.tunnel(parts, body, &plan, conn, protocol, &settings).await,
+            None => self.forward(parts, body, &plan, conn).await,
+        };
+        match result {
+            Ok(response) => self.finish(response, record),
+            Err(err) => {
+                tracing::warn!(
+                    error = %err,
+                    kind = err.kind(),
+                    route = %record.route,
+                    upstream = record.upstream.as_deref().unwrap_or("-"),
+                    path = %record.path,
+                    "upstream request failed"
+                );
+                let status = err.status();
+                let body = format!("{status}\n");
+                self.finish(text(status, body), record)
+            }
+        }
+    }
+
+    /// Route, token and target: everything decided before a byte goes upstream.
+    async fn plan(&self, parts: &Parts, settings: &Arc<Settings>) -> Result<Plan, Refusal> {
+        let path = parts.uri.path();
+        let Some((prefix, route)) = settings.routes.lookup(path) else {
+            return Err(Refusal { status: StatusCode::NOT_FOUND, reason: "no route", route: None });
+        };
+        let route = Arc::clone(route);
+        let refuse = |err: AuthError| {
+            self.metrics
+                .auth_failures
+                .get_or_create(&crate::metrics::ReasonLabel { reason: err.reason() })
+                .inc();
+            Refusal { status: err.status(), reason: err.reason(), route: Some(Arc::clone(&route.name)) }
+        };
+        let fallback = &settings.auth.fallback_sources;
+        let (token, port, path_and_query) = match &route.upstream {
+            Upstream::Service { host, port } => {
+                let path_and_query = rewrite_path(route.rewrite, prefix, path, parts.uri.query());
+                return Ok(Plan { host: Arc::clone(host), ip: None, port: *port, path_and_query, route });
+            }
+            Upstream::Desktop { port, sources } => {
+                let token =
+                    extract::extract(parts, sources, fallback).ok_or_else(|| refuse(AuthError::Missing))?;
+                (token, *port, rewrite_path(route.rewrite, prefix, path, parts.uri.query()))
+            }
+            Upstream::Container { sources } => {
+                let Some(container) = parse_container(&path[prefix.len()..]) else {
+                    return Err(Refusal {
+                        status: StatusCode::NOT_FOUND,
+                        reason: "bad container path",
+                        route: Some(Arc::clone(&route.name)),
+                    });
+                };
+                if !settings.auth.targets.allows_container_port(container.port) {
+                    return Err(refuse(AuthError::PortPolicy));
+                }
+                let token = match container.token {
+                    Some(token) => token,
+                    None => extract::extract(parts, sources, fallback)
+                        .ok_or_else(|| refuse(AuthError::Missing))?,
+                };
+                let path_and_query = match container.rest {
+                    Some(rest) => rewrite_path(crate::routes::Rewrite::Keep, "", rest, parts.uri.query()),
+                    None => rewrite_path(crate::routes::Rewrite::Keep, prefix, path, parts.uri.query()),
+                };
+                (token, container.port, path_and_query)
+            }
+        };
+        let resolved = self.resolver.resolve(token, settings).await.map_err(refuse)?;
+        let target = &resolved.target;
+        Ok(Plan { host: Arc::from(target.host()), ip: target.ip(), port, path_and_query, route })
+    }
+
+    async fn forward(
+        &self,
+        mut parts: Parts,
+        body: Incoming,
+        plan: &Plan,
+        conn: Connection,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let uri: Uri = format!("http://{}:{}{}", plan.host, plan.port, plan.path_and_query)
+            .parse()
+            .map_err(|_| ProxyError::Upstream("invalid upstream URI".into()))?;
+        let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        headers::to_upstream(&mut parts.headers, conn.peer, conn.scheme, client_authority.as_deref(), None);
+        parts.uri = uri;
+        parts.version = Version::HTTP_11;
+        let request =
+            Request::from_parts(parts, RequestBody::new(body, plan.route.max_body, self.bytes_up.clone()));
+        let response = self.upstreams.send(request, plan.route.read_timeout).await?;
+        let (mut head, body) = response.into_parts();
+        headers::to_client(&mut head.headers, None);
+        let body = ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone());
+        Ok(Response::from_parts(head, body))
+    }
+
+    async fn tunnel(
+        &self,
+        parts: Parts,
+        body: Incoming,
+        plan: &Plan,
+        conn: Connection,
+        protocol: http::HeaderValue,
+        settings: &Settings,
+    ) -> Result<Response<ResponseBody>, ProxyError> {
+        let mut request = Request::from_parts(parts, body);
+        let client_upgrade = hyper::upgrade::on(&mut request);
+        let (mut parts, _) = request.into_parts();
+        let stream = tunnel::connect(&plan.host, plan.ip, plan.port, settings.limits.connect_timeout).await?;
+        let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        headers::to_upstream(
+            &mut parts.headers,
+            conn.peer,
+            conn.scheme,
+            client_authority.as_deref(),
+            Some(protocol.clone()),
+        );
+        parts.uri =
+            plan.path_and_query.parse().map_err(|_| ProxyError::Upstream("invalid upstream path".into()))?;
+        let request = Request::from_parts(parts, RequestBody::empty(self.bytes_up.clone()));
+        let (response, upstream_upgrade) =
+            tunnel::handshake(stream, request, plan.route.read_timeout).await?;
+        let (mut head, body) = response.into_parts();
+        let Some(upstream_upgrade) = upstream_upgrade else {
+            // The upstream declined the upgrade: its answer goes back as a plain response.
+            headers::to_client(&mut head.headers, None);
+            return Ok(Response::from_parts(
+                head,
+                ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone()),
+            ));
+        };
+        headers::to_client(&mut head.headers, Some(protocol));
+        let idle = plan.route.idle_timeout;
+        let shutdown = self.shutdown.clone();
+        let metrics = Arc::clone(&self.metrics);
+        let route = Arc::clone(&plan.route.name);
+        tokio::spawn(async move {
+            let opened = Instant::now();
+            let end = tunnel::splice(client_upgrade, upstream_upgrade, idle, shutdown, metrics).await;
+            tracing::debug!(route = %route, end = ?end, seconds = opened.elapsed().as_secs_f64(), "WebSocket tunnel closed");
+        });
+        Ok(Response::from_parts(head, ResponseBody::empty()))
+    }
+
+    /// Counts the response, and hands the access line to its body.
+    fn finish(&self, response: Response<ResponseBody>, mut record: AccessRecord) -> Response<ResponseBody> {
+        let status = response.status();
+        record.status = status.as_u16();
+        let route = record.route.to_string();
+        self.metrics
+            .requests
+            .get_or_create(&RequestLabels { route: route.clone(), class: status_class(status) })
+            .inc();
+        self.metrics
+            .request_duration
+            .get_or_create(&RouteLabel { route })
+            .observe(record.started.elapsed().as_secs_f64());
+        let (head, body) = response.into_parts();
+        Response::from_parts(head, body.with_record(record))
+    }
+}
+
+fn content_length(parts: &Parts) -> Option<u64> {
+    parts.headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
+}
