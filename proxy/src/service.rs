@@ -52,7 +52,10 @@ struct Plan {
 /// An answer given before reaching any upstream.
 struct Refusal {
     status: StatusCode,
+    /// A label for logs and metrics.
     reason: &'static str,
+    /// One line for the client.
+    message: &'static str,
     route: Option<Arc<str>>,
 }
 
@@ -120,7 +123,7 @@ impl Proxy {
                     status = refusal.status.as_u16(),
                     "request refused"
                 );
-                let body = format!("{} {}\n", refusal.status, refusal.reason);
+                let body = format!("{}: {}\n", refusal.status, refusal.message);
                 return self.finish(text(refusal.status, body), record);
             }
         };
@@ -160,7 +163,12 @@ impl Proxy {
     async fn plan(&self, parts: &Parts, settings: &Arc<Settings>) -> Result<Plan, Refusal> {
         let path = parts.uri.path();
         let Some((prefix, route)) = settings.routes.lookup(path) else {
-            return Err(Refusal { status: StatusCode::NOT_FOUND, reason: "no route", route: None });
+            return Err(Refusal {
+                status: StatusCode::NOT_FOUND,
+                reason: "no_route",
+                message: "no route",
+                route: None,
+            });
         };
         let route = Arc::clone(route);
         let refuse = |err: AuthError| {
@@ -168,7 +176,12 @@ impl Proxy {
                 .auth_failures
                 .get_or_create(&crate::metrics::ReasonLabel { reason: err.reason() })
                 .inc();
-            Refusal { status: err.status(), reason: err.reason(), route: Some(Arc::clone(&route.name)) }
+            Refusal {
+                status: err.status(),
+                reason: err.reason(),
+                message: err.message(),
+                route: Some(Arc::clone(&route.name)),
+            }
         };
         let fallback = &settings.auth.fallback_sources;
         let (token, port, path_and_query) = match &route.upstream {
@@ -185,7 +198,8 @@ impl Proxy {
                 let Some(container) = parse_container(&path[prefix.len()..]) else {
                     return Err(Refusal {
                         status: StatusCode::NOT_FOUND,
-                        reason: "bad container path",
+                        reason: "container_path",
+                        message: "expected /container/<token>/<port>/<path> or /container/<port>",
                         route: Some(Arc::clone(&route.name)),
                     });
                 };

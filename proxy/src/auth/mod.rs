@@ -19,39 +19,32 @@ use crate::settings::{AuthSettings, Settings};
 
 /// Why a token was refused. The variant names double as the `reason` metric label and never
 /// carry any part of the token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
-    #[error("no token")]
     Missing,
-    #[error("token is not a compact JWS")]
     Malformed,
-    #[error("token header carries enc, zip or crit")]
     Header,
-    #[error("algorithm not allowed")]
     Algorithm,
-    #[error("signature does not verify with a trusted key")]
     Signature,
-    #[error("token expired")]
     Expired,
-    #[error("token not yet valid")]
     NotYetValid,
-    #[error("claims are missing or malformed")]
     Claims,
-    #[error("hash claim is missing or not base64")]
     Hash,
-    #[error("hash does not decrypt with a trusted key")]
     Decrypt,
-    #[error("decrypted target is not a bare IP address or DNS name")]
     Target,
-    #[error("target is outside the allowed networks or domains")]
     TargetPolicy,
-    #[error("port is not allowed")]
     PortPolicy,
-    #[error("no keys loaded")]
     NoKeys,
-    #[error("internal error")]
     Internal,
 }
+
+impl std::fmt::Display for AuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for AuthError {}
 
 impl AuthError {
     /// The `reason` label of `route_auth_failures_total`.
@@ -72,6 +65,27 @@ impl AuthError {
             Self::PortPolicy => "port_policy",
             Self::NoKeys => "no_keys",
             Self::Internal => "internal",
+        }
+    }
+
+    /// One line for the client; the same as `Display`, as a static string.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => "no token",
+            Self::Malformed => "token is not a compact JWS",
+            Self::Header => "token header carries enc, zip or crit",
+            Self::Algorithm => "algorithm not allowed",
+            Self::Signature => "signature does not verify with a trusted key",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::Claims => "claims are missing or malformed",
+            Self::Hash => "hash claim is missing or not base64",
+            Self::Decrypt => "hash does not decrypt with a trusted key",
+            Self::Target => "decrypted target is not a bare IP address or DNS name",
+            Self::TargetPolicy => "target is outside the allowed networks or domains",
+            Self::PortPolicy => "port is not allowed",
+            Self::NoKeys => "no keys loaded",
+            Self::Internal => "internal error",
         }
     }
 
