@@ -1,0 +1,230 @@
+//! Manifests on disk: a RouteConfig and its Secrets, as one would `kubectl apply` them.
+//!
+//! The path is a YAML file or a folder of them (every `*.yaml` and `*.yml` directly inside,
+//! in name order, hidden files skipped, as in a mounted ConfigMap). Documents are separated by
+//! `---`. Exactly one `route.abcdesktop.io/v1alpha1` RouteConfig is expected, with the `v1`
+//! Secrets it names (`data` in base64 and/or `stringData`, which wins, as in Kubernetes).
+//! Other kinds are ignored. Namespaces are not looked at: the files are one namespace.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use route_crds::{API_VERSION, KIND, RouteConfigSpec, RouteConfigStatus};
+use route_proxy::Settings;
+use serde::Deserialize;
+
+use crate::error::io_reason;
+use crate::publisher::Publisher;
+use crate::translate::{ConfigError, Context, Secrets, translate};
+
+/// The files of a manifests path and their bytes, in the order they are read.
+type Files = Vec<(PathBuf, Vec<u8>)>;
+
+/// Reads and translates the manifests at `path`.
+pub fn load(path: &Path, ctx: &Context) -> Result<Settings, Vec<ConfigError>> {
+    build(&read(path)?, path, ctx)
+}
+
+/// Loads the manifests at `path` and describes the settings they give, for `route check`.
+pub fn check(path: &Path, ctx: &Context) -> Result<String, Vec<ConfigError>> {
+    load(path, ctx).map(|settings| crate::summary(&settings))
+}
+
+/// Publishes the manifests at `path` whenever their bytes change, checking every `poll`.
+/// Never returns. See [`crate::poll`] for why this polls.
+///
+/// Call [`load`] first and publish its settings (to refuse a bad configuration at start-up);
+/// the watch then takes the files as they are as already published. When nothing is published
+/// yet, the watch publishes the files at once.
+pub async fn watch(path: PathBuf, ctx: Context, publisher: Publisher, poll: Duration) {
+    let source = ctx.source.clone();
+    let root = path.clone();
+    crate::poll::watch(
+        source,
+        publisher,
+        poll,
+        move || read(&path),
+        move |files: &Result<Files, Vec<ConfigError>>| match files {
+            Ok(files) => build(files, &root, &ctx),
+            Err(errors) => Err(errors.clone()),
+        },
+    )
+    .await;
+}
+
+fn build(files: &Files, root: &Path, ctx: &Context) -> Result<Settings, Vec<ConfigError>> {
+    let (spec, secrets) = parse(files, root)?;
+    translate(&spec, &secrets, ctx)
+}
+
+/// The manifest files at `path` with their bytes.
+fn read(path: &Path) -> Result<Files, Vec<ConfigError>> {
+    let unreadable = |p: &Path, err: std::io::Error| {
+        vec![ConfigError::new(p.display().to_string(), format!("cannot read: {}", io_reason(&err)))]
+    };
+    let metadata = std::fs::metadata(path).map_err(|e| unreadable(path, e))?;
+    if !metadata.is_dir() {
+        let bytes = std::fs::read(path).map_err(|e| unreadable(path, e))?;
+        return Ok(vec![(path.to_owned(), bytes)]);
+    }
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(|e| unreadable(path, e))? {
+        let entry = entry.map_err(|e| unreadable(path, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let yaml = name.ends_with(".yaml") || name.ends_with(".yml");
+        // Follows symlinks: a mounted ConfigMap's files are links into `..data`.
+        if yaml && !name.starts_with('.') && entry.path().is_file() {
+            names.push(entry.path());
+        }
+    }
+    names.sort();
+    let mut files = Vec::with_capacity(names.len());
+    let mut errors = Vec::new();
+    for file in names {
+        match std::fs::read(&file) {
+            Ok(bytes) => files.push((file, bytes)),
+            Err(err) => errors.extend(unreadable(&file, err)),
+        }
+    }
+    if errors.is_empty() { Ok(files) } else { Err(errors) }
+}
+
+/// A RouteConfig document, typed so that errors carry the field's path and line.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RouteConfigDoc {
+    #[serde(rename = "apiVersion")]
+    _api_version: String,
+    #[serde(rename = "kind")]
+    _kind: String,
+    #[serde(default)]
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RouteConfigSpec,
+    #[serde(default, rename = "status")]
+    _status: Option<RouteConfigStatus>,
+}
+
+/// The RouteConfig spec and the Secrets in `files`.
+fn parse(files: &Files, root: &Path) -> Result<(RouteConfigSpec, Secrets), Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut route_config: Option<(String, RouteConfigSpec)> = None;
+    let mut secrets = Secrets::new();
+    let mut secret_places: std::collections::BTreeMap<String, String> = Default::default();
+    for (file, bytes) in files {
+        for (index, document) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
+            let place = format!("{} (document {})", file.display(), index + 1);
+            let value = match serde_yaml::Value::deserialize(document) {
+                Ok(value) => value,
+                Err(err) => {
+                    errors.push(ConfigError::new(place, format!("not YAML: {err}")));
+                    break;
+                }
+            };
+            if value.is_null() {
+                continue;
+            }
+            let field = |name: &str| value.get(name).and_then(serde_yaml::Value::as_str).map(str::to_owned);
+            let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
+                errors.push(ConfigError::new(place, "not a Kubernetes object: apiVersion and kind are needed"));
+                continue;
+            };
+            // Typed again from the text, so errors name the field and line.
+            let Some(document) = serde_yaml::Deserializer::from_slice(bytes).nth(index) else { continue };
+            match (api_version.as_str(), kind.as_str()) {
+                (API_VERSION, KIND) => match typed::<RouteConfigDoc>(document, &place) {
+                    Ok(doc) => match &route_config {
+                        Some((first, _)) => errors.push(ConfigError::new(
+                            place,
+                            format!("a second RouteConfig: one is expected, the first is in {first}"),
+                        )),
+                        None => {
+                            tracing::debug!(place, name = ?doc.metadata.name, "RouteConfig");
+                            route_config = Some((place, doc.spec));
+                        }
+                    },
+                    Err(err) => errors.extend(err),
+                },
+                (_, KIND) => errors.push(ConfigError::new(
+                    place,
+                    format!("apiVersion {api_version} of RouteConfig is not supported: use {API_VERSION}"),
+                )),
+                ("v1", "Secret") => match typed::<Secret>(document, &place) {
+                    Ok(secret) => {
+                        let Some(name) = secret.metadata.name.clone() else {
+                            errors.push(ConfigError::new(place, "Secret without metadata.name"));
+                            continue;
+                        };
+                        if let Some(first) = secret_places.get(&name) {
+                            errors.push(ConfigError::new(place, format!("Secret {name} is also in {first}")));
+                            continue;
+                        }
+                        secrets.insert(name.clone(), secret_data(secret));
+                        secret_places.insert(name, place);
+                    }
+                    Err(err) => errors.extend(err),
+                },
+                _ => tracing::debug!(place, api_version, kind, "ignored"),
+            }
+        }
+    }
+    if route_config.is_none() && errors.is_empty() {
+        errors.push(ConfigError::new(
+            root.display().to_string(),
+            format!("no RouteConfig ({API_VERSION}) found"),
+        ));
+    }
+    match route_config {
+        Some((_, spec)) if errors.is_empty() => Ok((spec, secrets)),
+        _ => Err(errors),
+    }
+}
+
+/// A document as `T`, refusing unknown fields as `kubectl apply` does.
+fn typed<'de, T: Deserialize<'de>>(
+    document: serde_yaml::Deserializer<'de>,
+    place: &str,
+) -> Result<T, Vec<ConfigError>> {
+    let mut unknown = Vec::new();
+    let result = serde_ignored::deserialize(document, |path| unknown.push(field_path(&path)));
+    match result {
+        Ok(value) if unknown.is_empty() => Ok(value),
+        Ok(_) => Err(unknown
+            .into_iter()
+            .map(|path| ConfigError::new(place, format!("{path}: unknown field")))
+            .collect()),
+        Err(err) => Err(vec![ConfigError::new(place, err.to_string())]),
+    }
+}
+
+/// `spec.routes[0].desktopport`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            parent if parent.is_empty() => key.clone(),
+            parent => format!("{parent}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+/// `data` (already base64-decoded), then `stringData` over it, as the API server merges them.
+fn secret_data(secret: Secret) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut data: std::collections::BTreeMap<String, Vec<u8>> =
+        secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        data.insert(key, value.into_bytes());
+    }
+    data
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests;
