@@ -1,1 +1,211 @@
-fn main() {}
+//! `route`: the JWT-authenticated desktop router of abcdesktop. This file wires the CLI to the
+//! control plane (`route-operator`) and the data plane (`route-proxy`); nothing else.
+
+mod cli;
+mod demo;
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use route_operator::{ConfigError, Context, Publisher};
+use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
+use route_proxy::metrics::Metrics;
+use route_proxy::server::{self, Server};
+use route_proxy::{Proxy, Settings};
+
+use crate::cli::{Cli, Command, LogFormat, ServeArgs};
+
+/// Exit code of an invalid start-up configuration (EX_USAGE), before any port is bound.
+const EXIT_CONFIG: u8 = 64;
+/// How often file sources look for changes: a changed file serves within a second.
+const POLL: Duration = Duration::from_millis(250);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_format, cli.log_level.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("route: cannot start the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Check { manifests } => check(&manifests),
+            Command::Token(args) => token(args),
+            Command::Keys { out, bits, pkcs1 } => keys(&out, bits, pkcs1),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("route: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logs(format: LogFormat, level: Option<&str>) {
+    let filter = level
+        .map(tracing_subscriber::EnvFilter::new)
+        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn context(source: String) -> Context {
+    Context { node_name: std::env::var("NODE_NAME").unwrap_or_default(), source }
+}
+
+fn report(errors: &[ConfigError]) {
+    for error in errors {
+        eprintln!("route: {error}");
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let (ctx, initial) = match &args.manifests {
+        Some(path) => {
+            let ctx = context(format!("manifests:{}", path.display()));
+            let loaded = route_operator::manifests::load(path, &ctx);
+            (ctx, loaded)
+        }
+        None => {
+            let ctx = context("env".into());
+            let env = route_operator::legacy_env::LegacyEnv::from_env();
+            let loaded = route_operator::legacy_env::load(&env, &ctx);
+            (ctx, loaded)
+        }
+    };
+    let initial = match initial {
+        Ok(settings) => settings,
+        Err(errors) => {
+            report(&errors);
+            eprintln!("route: invalid configuration ({} errors), not starting", errors.len());
+            return Ok(ExitCode::from(EXIT_CONFIG));
+        }
+    };
+    let running = Running::start(initial, args.listen, args.tls_listen).await?;
+    let publisher = running.publisher.clone();
+    match args.manifests {
+        Some(path) => tokio::spawn(route_operator::manifests::watch(path, ctx, publisher, POLL)),
+        None => {
+            let env = route_operator::legacy_env::LegacyEnv::from_env();
+            tokio::spawn(route_operator::legacy_env::watch(env, ctx, publisher, POLL))
+        }
+    };
+    running.serve().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A proxy bound to its listeners, with its first settings published.
+pub(crate) struct Running {
+    pub publisher: Publisher,
+    server: Server,
+}
+
+impl Running {
+    pub async fn start(
+        initial: Settings,
+        listen: SocketAddr,
+        tls_listen: Option<SocketAddr>,
+    ) -> anyhow::Result<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let (tx, rx) = Settings::channel();
+        let publisher = Publisher::new(tx, Arc::clone(&metrics));
+        publisher.publish(initial);
+        let http = server::bind(listen).await?;
+        let https = match tls_listen {
+            Some(addr) => Some(server::bind(addr).await?),
+            None => None,
+        };
+        if https.is_some() && rx.borrow().tls.is_none() {
+            tracing::warn!("an HTTPS listener is configured but the settings hold no certificate (spec.tls)");
+        }
+        // Tests and scripts read these lines to learn the ports bound (`--listen 127.0.0.1:0`).
+        let mut stdout = std::io::stdout().lock();
+        writeln!(stdout, "listening http {}", http.local_addr()?)?;
+        if let Some(https) = &https {
+            writeln!(stdout, "listening https {}", https.local_addr()?)?;
+        }
+        stdout.flush()?;
+        drop(stdout);
+        let (tunnels_stop, tunnels_stopped) = tokio::sync::watch::channel(false);
+        let proxy = Arc::new(Proxy::new(rx.clone(), metrics, tunnels_stopped));
+        let server = Server::new(proxy, rx, http, https, tunnels_stop);
+        Ok(Self { publisher, server })
+    }
+
+    pub async fn serve(self) {
+        self.server.run(shutdown_signal()).await;
+        tracing::info!("stopped");
+    }
+}
+
+/// SIGTERM (Kubernetes) or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!(signal = "SIGINT", "shutting down"),
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn check(manifests: &Path) -> anyhow::Result<ExitCode> {
+    let ctx = context(format!("manifests:{}", manifests.display()));
+    match route_operator::manifests::check(manifests, &ctx) {
+        Ok(summary) => {
+            println!("{summary}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            report(&errors);
+            eprintln!("route: {} errors", errors.len());
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+fn token(args: cli::TokenArgs) -> anyhow::Result<ExitCode> {
+    let keys = KeySet::read_dir(&args.keys)
+        .with_context(|| format!("reading the key set in {}", args.keys.display()))?;
+    let algorithm = args.alg.parse().map_err(|_| anyhow::anyhow!("unknown algorithm {}", args.alg))?;
+    let minter = Minter::from_key_set(&keys)?.with_padding(args.oaep.into()).with_algorithm(algorithm);
+    let now = unix_now();
+    let exp = args.exp.unwrap_or(now + args.lifetime);
+    println!("{}", minter.mint(&args.target, now, exp)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(out: &Path, bits: u32, pkcs1: bool) -> anyhow::Result<ExitCode> {
+    let format = if pkcs1 { PrivateFormat::Pkcs1 } else { PrivateFormat::Pkcs8 };
+    KeySet::generate(bits, format)?.write_dir(out)?;
+    eprintln!("route: wrote a {bits}-bit abcdesktop key set to {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,112 @@
+//! The command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use route_proxy::settings::Decryption;
+
+#[derive(Debug, clap::Parser)]
+#[command(name = "route", version, about = "JWT-authenticated desktop router for abcdesktop")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format.
+    #[arg(long, global = true, env = "ROUTE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax, e.g. `info,route::access=warn`); default `RUST_LOG`, then `info`.
+    #[arg(long, global = true)]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Run the proxy. Settings come from `--manifests`, or else from the original router's
+    /// environment variables (JWT_DESKTOP_SIGNING_PUBLIC_KEY, JWT_DESKTOP_PAYLOAD_PRIVATE_KEY, ...).
+    Serve(ServeArgs),
+    /// Run the proxy on an embedded default with fresh keys and a demo desktop, and print a
+    /// request to try.
+    Demo(DemoArgs),
+    /// Validate manifests offline; exit non-zero with every error.
+    Check {
+        #[arg(long)]
+        manifests: PathBuf,
+    },
+    /// Mint a desktop token as pyos does.
+    Token(TokenArgs),
+    /// Write an abcdesktop key set (four PEM files).
+    Keys {
+        /// Folder to write into.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 2048)]
+        bits: u32,
+        /// Private keys as PKCS#1 (`BEGIN RSA PRIVATE KEY`, OpenSSL 1.1) instead of PKCS#8.
+        #[arg(long)]
+        pkcs1: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// A YAML file or folder: a RouteConfig and the Secrets it names, as for `kubectl apply`.
+    #[arg(long, env = "ROUTE_MANIFESTS")]
+    pub manifests: Option<PathBuf>,
+    /// HTTP listen address.
+    #[arg(long, env = "ROUTE_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// HTTPS listen address (certificate from the RouteConfig's `tls`).
+    #[arg(long, env = "ROUTE_TLS_LISTEN")]
+    pub tls_listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// HTTP listen address.
+    #[arg(long, env = "ROUTE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TokenArgs {
+    /// Folder holding the key set (abcdesktop file names).
+    #[arg(long)]
+    pub keys: PathBuf,
+    /// The pod IP or FQDN to encrypt into the `hash` claim.
+    #[arg(long)]
+    pub target: String,
+    /// Seconds until `exp`.
+    #[arg(long, default_value_t = 420)]
+    pub lifetime: u64,
+    /// Absolute `exp` (Unix seconds); overrides --lifetime.
+    #[arg(long)]
+    pub exp: Option<u64>,
+    /// Encrypt with OAEP instead of PKCS#1 v1.5.
+    #[arg(long, value_enum, default_value = "none")]
+    pub oaep: Oaep,
+    /// Signature algorithm.
+    #[arg(long, default_value = "RS256")]
+    pub alg: String,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Oaep {
+    None,
+    Sha1,
+    Sha256,
+}
+
+impl From<Oaep> for Decryption {
+    fn from(oaep: Oaep) -> Self {
+        match oaep {
+            Oaep::None => Self::Pkcs1v15,
+            Oaep::Sha1 => Self::OaepSha1,
+            Oaep::Sha256 => Self::OaepSha256,
+        }
+    }
+}
