@@ -84,7 +84,11 @@ impl LegacyEnv {
         ];
         pyos.map(|(var, value)| (var, value.as_str(), "pyos"))
             .into_iter()
-            .chain(others.into_iter().filter_map(|(var, value, service)| Some((var, value.as_deref()?, service))))
+            .chain(
+                others
+                    .into_iter()
+                    .filter_map(|(var, value, service)| Some((var, value.as_deref()?, service))),
+            )
             .collect()
     }
 }
@@ -103,18 +107,26 @@ pub fn load(env: &LegacyEnv, ctx: &Context) -> Result<Settings, Vec<ConfigError>
 }
 
 /// Publishes the environment's settings whenever the key files' bytes change, checking every
-/// `poll`. Never returns. Call [`load`] and publish first, as for
-/// [`manifests::watch`](crate::manifests::watch).
+/// `poll`. Never returns. As [`manifests::watch`](crate::manifests::watch), the first poll
+/// publishes the files as they are (nothing new when they were just loaded and published).
 pub async fn watch(env: LegacyEnv, ctx: Context, publisher: Publisher, poll: Duration) {
     let source = ctx.source.clone();
     let reader = env.clone();
-    crate::poll::watch(source, publisher, poll, move || read(&reader), move |files: &KeyFiles| {
-        build(&env, files, &ctx)
-    })
+    crate::poll::watch(
+        source,
+        publisher,
+        poll,
+        move || read(&reader),
+        move |files: &KeyFiles| build(&env, files, &ctx),
+    )
     .await;
 }
 
-fn build(env: &LegacyEnv, (signing, payload): &KeyFiles, ctx: &Context) -> Result<Settings, Vec<ConfigError>> {
+fn build(
+    env: &LegacyEnv,
+    (signing, payload): &KeyFiles,
+    ctx: &Context,
+) -> Result<Settings, Vec<ConfigError>> {
     let mut errors = Vec::new();
     // Places of translate()'s errors, put back in the environment's terms.
     let mut renames: Vec<(String, String)> = Vec::new();
@@ -128,7 +140,9 @@ fn build(env: &LegacyEnv, (signing, payload): &KeyFiles, ctx: &Context) -> Resul
             Ok(bytes) => {
                 secrets.insert(var.to_owned(), BTreeMap::from([(path.clone(), bytes.clone())]));
             }
-            Err(reason) => errors.push(ConfigError::new(format!("{var}={path}"), format!("cannot read: {reason}"))),
+            Err(reason) => {
+                errors.push(ConfigError::new(format!("{var}={path}"), format!("cannot read: {reason}")))
+            }
         }
         renames.push((format!("Secret {var}: key {path}"), format!("{var}={path}")));
     }
@@ -156,7 +170,10 @@ fn build(env: &LegacyEnv, (signing, payload): &KeyFiles, ctx: &Context) -> Resul
         Ok(_) => Err(errors),
         Err(more) => {
             // An unreadable key file is already reported; its Secret is "not found" to translate().
-            let unread: Vec<String> = errors.iter().filter_map(|e| Some(format!("Secret {}", e.place.split_once('=')?.0))).collect();
+            let unread: Vec<String> = errors
+                .iter()
+                .filter_map(|e| Some(format!("Secret {}", e.place.split_once('=')?.0)))
+                .collect();
             errors.extend(more.into_iter().filter(|e| !unread.contains(&e.place)).map(|mut error| {
                 if let Some((_, to)) = renames.iter().find(|(from, _)| *from == error.place) {
                     error.place.clone_from(to);
@@ -170,10 +187,8 @@ fn build(env: &LegacyEnv, (signing, payload): &KeyFiles, ctx: &Context) -> Resul
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; a bare IPv6 address has no port.
 fn split_host_port(value: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = value.strip_prefix('[') {
-        if let Some((host, after)) = rest.split_once(']') {
-            return (host, after.strip_prefix(':'));
-        }
+    if let Some((host, after)) = value.strip_prefix('[').and_then(|rest| rest.split_once(']')) {
+        return (host, after.strip_prefix(':'));
     }
     match value.split_once(':') {
         Some((host, port)) if !port.contains(':') => (host, Some(port)),
@@ -185,7 +200,10 @@ fn parse_port(var: &str, value: &str, port: &str, errors: &mut Vec<ConfigError>)
     match port.parse::<u16>() {
         Ok(port) if port > 0 => Some(i32::from(port)),
         _ => {
-            errors.push(ConfigError::new(format!("{var}={value}"), format!("{port:?} is not a port (1 to 65535)")));
+            errors.push(ConfigError::new(
+                format!("{var}={value}"),
+                format!("{port:?} is not a port (1 to 65535)"),
+            ));
             None
         }
     }

@@ -16,10 +16,10 @@ pub mod manifests;
 mod poll;
 pub mod publisher;
 mod summary;
-pub mod translate;
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod test_support;
+pub mod translate;
 
 pub use error::{Error, Result};
 pub use publisher::{Publisher, merge_key_ring};

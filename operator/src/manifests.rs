@@ -33,11 +33,12 @@ pub fn check(path: &Path, ctx: &Context) -> Result<String, Vec<ConfigError>> {
 }
 
 /// Publishes the manifests at `path` whenever their bytes change, checking every `poll`.
-/// Never returns. See [`crate::poll`] for why this polls.
+/// Never returns. It polls rather than using inotify, which misses the symlink swaps through
+/// which Kubernetes updates mounted Secrets and ConfigMaps.
 ///
-/// Call [`load`] first and publish its settings (to refuse a bad configuration at start-up);
-/// the watch then takes the files as they are as already published. When nothing is published
-/// yet, the watch publishes the files at once.
+/// The first poll publishes the files as they are; a caller that loaded and published them
+/// just before (to refuse a bad configuration at start-up) gets no second generation for the
+/// same content.
 pub async fn watch(path: PathBuf, ctx: Context, publisher: Publisher, poll: Duration) {
     let source = ctx.source.clone();
     let root = path.clone();
@@ -128,7 +129,8 @@ fn parse(files: &Files, root: &Path) -> Result<(RouteConfigSpec, Secrets), Vec<C
             }
             let field = |name: &str| value.get(name).and_then(serde_yaml::Value::as_str).map(str::to_owned);
             let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-                errors.push(ConfigError::new(place, "not a Kubernetes object: apiVersion and kind are needed"));
+                errors
+                    .push(ConfigError::new(place, "not a Kubernetes object: apiVersion and kind are needed"));
                 continue;
             };
             // Typed again from the text, so errors name the field and line.

@@ -19,8 +19,9 @@ use crate::translate::ConfigError;
 /// they could not be read) and, when it differs from the last one, builds settings from it
 /// with `build`: published on success, rejected (the last good settings keep serving) on error.
 ///
-/// The first snapshot is built and published only when nothing is published yet; otherwise it
-/// is taken as what the caller loaded before starting the watch.
+/// The first snapshot is built and published too: if the caller loaded and published the same
+/// content just before, the publisher sees equal settings and publishes nothing new; if the
+/// files changed in between, the change is not missed.
 pub(crate) async fn watch<T, R, B>(source: String, publisher: Publisher, poll: Duration, read: R, build: B)
 where
     T: PartialEq + Send + Sync + 'static,
@@ -46,13 +47,10 @@ where
         if last.as_deref() == Some(&*snapshot) {
             continue;
         }
-        let first = last.is_none();
-        last = Some(Arc::clone(&snapshot));
-        if first && publisher.current().is_loaded() {
-            tracing::debug!(source, "watching");
-            continue;
+        if last.is_some() {
+            tracing::info!(source, "configuration changed");
         }
-        tracing::info!(source, "configuration changed");
+        last = Some(Arc::clone(&snapshot));
         let build = Arc::clone(&build);
         match tokio::task::spawn_blocking(move || build(&snapshot)).await {
             Ok(Ok(settings)) => {

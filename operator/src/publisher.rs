@@ -28,23 +28,37 @@ impl Publisher {
     ///
     /// When the current keys changed, the keys they replace stay trusted for `next.auth.grace`
     /// (see [`merge_key_ring`]), so tokens pyos signed a moment before a rotation still work.
+    /// Settings equal to the current ones are not published again (a source may reload
+    /// unchanged content: a watch starting after `load`, a resync); the current generation is
+    /// returned.
     pub fn publish(&self, next: Settings) -> u64 {
         self.publish_at(next, route_proxy::auth::mint::unix_now())
     }
 
     fn publish_at(&self, mut next: Settings, now_unix: u64) -> u64 {
-        let mut published = None;
-        // send_modify holds the channel's lock from reading the previous snapshot to storing
-        // the next, so two sources publishing at once cannot both take one generation.
-        self.tx.send_modify(|current| {
-            next.generation = current.generation + 1;
+        let mut published: Option<Arc<Settings>> = None;
+        let mut unchanged = 0;
+        // The channel's lock is held from reading the previous snapshot to storing the next,
+        // so two sources publishing at once cannot both take one generation.
+        self.tx.send_if_modified(|current| {
             let keys = std::mem::take(&mut next.auth.keys);
             next.auth.keys = merge_key_ring(&current.auth.keys, keys, next.auth.grace, now_unix);
-            let next = Arc::new(next);
+            next.generation = current.generation;
+            if current.is_loaded() && same(current, &next) {
+                unchanged = current.generation;
+                return false;
+            }
+            next.generation = current.generation + 1;
+            let next = Arc::new(std::mem::replace(&mut next, Settings::empty()));
             *current = Arc::clone(&next);
             published = Some(next);
+            true
         });
-        let Some(settings) = published else { return 0 };
+        let Some(settings) = published else {
+            tracing::debug!(generation = unchanged, source = %next.source, "settings unchanged");
+            self.metrics.record_reload(ReloadResult::Success, Some(unchanged));
+            return unchanged;
+        };
         self.metrics.record_reload(ReloadResult::Success, Some(settings.generation));
         let keys = &settings.auth.keys;
         tracing::info!(
@@ -105,6 +119,13 @@ fn merge<K: Fingerprint>(
         }
     }
     next
+}
+
+/// Whether two snapshots serve alike. `Settings` has no `PartialEq` (keys and TLS material do
+/// not compare); its `Debug` form names every value, keys by fingerprint, bits and trust end.
+/// Never logged: it is only compared.
+fn same(a: &Settings, b: &Settings) -> bool {
+    format!("{a:?}") == format!("{b:?}")
 }
 
 /// Keys that can be told apart by fingerprint.

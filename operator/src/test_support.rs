@@ -38,8 +38,14 @@ pub fn key_secrets(set: &str) -> Secrets {
             })
             .collect()
     };
-    let secrets = Secrets::from([(SIGNING_SECRET.to_owned(), files("signing")), (PAYLOAD_SECRET.to_owned(), files("payload"))]);
-    assert!(secrets[SIGNING_SECRET].contains_key(SIGNING_KEY) && secrets[PAYLOAD_SECRET].contains_key(PAYLOAD_KEY));
+    let secrets = Secrets::from([
+        (SIGNING_SECRET.to_owned(), files("signing")),
+        (PAYLOAD_SECRET.to_owned(), files("payload")),
+    ]);
+    assert!(
+        secrets[SIGNING_SECRET].contains_key(SIGNING_KEY)
+            && secrets[PAYLOAD_SECRET].contains_key(PAYLOAD_KEY)
+    );
     secrets
 }
 

@@ -53,8 +53,7 @@ pub(super) fn fallback_sources(headers: &[String], errors: &mut Errors) -> Vec<T
         .iter()
         .enumerate()
         .filter_map(|(i, name)| {
-            header_name(name, &format!("spec.jwt.fallbackHeaders[{i}]"), errors)
-                .map(TokenSource::Header)
+            header_name(name, &format!("spec.jwt.fallbackHeaders[{i}]"), errors).map(TokenSource::Header)
         })
         .collect()
 }
@@ -70,11 +69,7 @@ fn header_name(name: &str, place: &str, errors: &mut Errors) -> Option<HeaderNam
 }
 
 /// A route's token sources; `place` is `spec.routes[i].tokenSources`.
-pub(super) fn token_sources(
-    specs: &[TokenSourceSpec],
-    place: &str,
-    errors: &mut Errors,
-) -> Vec<TokenSource> {
+pub(super) fn token_sources(specs: &[TokenSourceSpec], place: &str, errors: &mut Errors) -> Vec<TokenSource> {
     let mut sources = Vec::with_capacity(specs.len());
     for (j, spec) in specs.iter().enumerate() {
         let place = format!("{place}[{j}]");
@@ -131,17 +126,13 @@ pub(super) fn targets(spec: &TargetsSpec, errors: &mut Errors) -> TargetPolicy {
     }
     let mut ports = Vec::with_capacity(spec.container_ports.len());
     for (i, value) in spec.container_ports.iter().enumerate() {
-        if let Some(p) = port(*value, &format!("spec.targets.containerPorts[{i}]"), errors) {
-            if !ports.contains(&p) {
-                ports.push(p);
-            }
+        if let Some(p) = port(*value, &format!("spec.targets.containerPorts[{i}]"), errors)
+            && !ports.contains(&p)
+        {
+            ports.push(p);
         }
     }
-    TargetPolicy {
-        cidrs,
-        dns_suffixes,
-        container_ports: if ports.is_empty() { None } else { Some(ports) },
-    }
+    TargetPolicy { cidrs, dns_suffixes, container_ports: if ports.is_empty() { None } else { Some(ports) } }
 }
 
 /// `ttlCapSeconds: 0` is allowed and turns the cache off: the proxy caches nothing whose TTL is

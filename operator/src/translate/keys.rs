@@ -10,22 +10,12 @@ use super::{Errors, Secrets};
 
 /// The current key pair. The publisher adds the keys a rotation replaced.
 pub(super) fn key_ring(spec: &KeysSpec, secrets: &Secrets, errors: &mut Errors) -> Option<KeyRing> {
-    let signing = secret_value(
-        secrets,
-        &spec.signing.secret_name,
-        &spec.signing.key,
-        "spec.keys.signing",
-        errors,
-    )
-    .and_then(|(place, pem)| parse(VerifyKey::from_pem(pem), &place, errors));
-    let payload = secret_value(
-        secrets,
-        &spec.payload.secret_name,
-        &spec.payload.key,
-        "spec.keys.payload",
-        errors,
-    )
-    .and_then(|(place, pem)| parse(DecryptKey::from_pem(pem), &place, errors));
+    let signing =
+        secret_value(secrets, &spec.signing.secret_name, &spec.signing.key, "spec.keys.signing", errors)
+            .and_then(|(place, pem)| parse(VerifyKey::from_pem(pem), &place, errors));
+    let payload =
+        secret_value(secrets, &spec.payload.secret_name, &spec.payload.key, "spec.keys.payload", errors)
+            .and_then(|(place, pem)| parse(DecryptKey::from_pem(pem), &place, errors));
     Some(KeyRing {
         signing: vec![Trusted::current(Arc::new(signing?))],
         payload: vec![Trusted::current(Arc::new(payload?))],

@@ -226,11 +226,15 @@ fn compile(drafts: Vec<Draft>, services: &Services, errors: &mut Errors) -> Rout
             match owners.get(&prefix) {
                 Some((owner, _)) if *owner == draft.name => {}
                 Some((owner, owner_place)) => {
-                    let place = if paths_place.is_some() { place } else { owner_place.clone().unwrap_or(place) };
+                    let place =
+                        if paths_place.is_some() { place } else { owner_place.clone().unwrap_or(place) };
                     errors.push(place, format!("{path} is already routed by {owner}"));
                 }
                 None => {
-                    owners.insert(prefix, (draft.name.clone(), paths_place.as_ref().map(|p| format!("{p}[{j}]"))));
+                    owners.insert(
+                        prefix,
+                        (draft.name.clone(), paths_place.as_ref().map(|p| format!("{p}[{j}]"))),
+                    );
                     prefixes.push(path.clone());
                 }
             }
@@ -273,7 +277,8 @@ fn upstream(target: Target, name: &str, services: &Services, errors: &mut Errors
 }
 
 fn is_path(path: &str) -> bool {
-    path.starts_with('/') && !path.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    path.starts_with('/')
+        && !path.contains(|c: char| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
 }
 
 /// As the route table normalises prefixes: without trailing slashes, `/` for the root.

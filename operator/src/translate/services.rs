@@ -39,7 +39,8 @@ pub(super) fn resolve(spec: &BTreeMap<String, ServiceSpec>, errors: &mut Errors)
             (Some(host), _) => match normalize_host(host) {
                 Some(host) => Some(Arc::from(host)),
                 None => {
-                    errors.push(format!("{place}.host"), format!("{host:?} is not a host name or IP address"));
+                    errors
+                        .push(format!("{place}.host"), format!("{host:?} is not a host name or IP address"));
                     None
                 }
             },

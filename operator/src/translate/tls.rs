@@ -55,7 +55,10 @@ pub(super) fn certified_key(
     match CertifiedKey::from_der(chain, key, &provider) {
         Ok(certified) => Ok(Some(Arc::new(certified))),
         Err(rustls::Error::InconsistentKeys(_)) => {
-            errors.push(format!("Secret {name}"), format!("the private key in {KEY} does not match the certificate in {CERT}"));
+            errors.push(
+                format!("Secret {name}"),
+                format!("the private key in {KEY} does not match the certificate in {CERT}"),
+            );
             Err(())
         }
         Err(err) => {

@@ -48,7 +48,10 @@ fn missing_secrets_and_keys() {
     let empty = spec("keys: {signing: {secretName: ''}, payload: {key: ''}}");
     assert_eq!(
         errors(&empty, &key_secrets("rsa1024-pkcs1")),
-        ["spec.keys.signing.secretName: empty: name the Secret", "spec.keys.payload.key: empty: name the key of the Secret"]
+        [
+            "spec.keys.signing.secretName: empty: name the Secret",
+            "spec.keys.payload.key: empty: name the key of the Secret"
+        ]
     );
 }
 
@@ -69,7 +72,10 @@ fn key_sizes_and_kinds_without_key_material() {
     let mut secrets = key_secrets("rsa2048-pkcs8");
     let public = pem("rsa2048-pkcs8", "abcdesktop_jwt_desktop_payload_public_key.pem");
     secrets.get_mut(PAYLOAD_SECRET).unwrap().insert(PAYLOAD_KEY.into(), public);
-    secrets.get_mut(SIGNING_SECRET).unwrap().insert(SIGNING_KEY.into(), b"MIIBIjANBgkqhkiG9w0B secret".to_vec());
+    secrets
+        .get_mut(SIGNING_SECRET)
+        .unwrap()
+        .insert(SIGNING_KEY.into(), b"MIIBIjANBgkqhkiG9w0B secret".to_vec());
     let messages = errors(&RouteConfigSpec::default(), &secrets);
     assert_eq!(
         messages,
@@ -79,7 +85,10 @@ fn key_sizes_and_kinds_without_key_material() {
         ]
     );
     for message in messages {
-        assert!(!message.contains("MII") && !message.contains("BEGIN") && !message.contains("secret"), "{message}");
+        assert!(
+            !message.contains("MII") && !message.contains("BEGIN") && !message.contains("secret"),
+            "{message}"
+        );
     }
 }
 
@@ -94,7 +103,10 @@ fn algorithms_are_rsa_only() {
             "spec.jwt.algorithms[4]: rs256 is not allowed: only RSA algorithms (RS256.. PS512)",
         ]
     );
-    assert_eq!(spec_errors("jwt: {algorithms: []}"), ["spec.jwt.algorithms: empty: name at least one (RS256 is the default)"]);
+    assert_eq!(
+        spec_errors("jwt: {algorithms: []}"),
+        ["spec.jwt.algorithms: empty: name at least one (RS256 is the default)"]
+    );
 }
 
 #[test]
@@ -208,7 +220,10 @@ fn tls_secrets() {
         ["Secret route-tls: not found (named by spec.tls.secretName)"]
     );
     assert_eq!(tls(&cert, None), ["Secret route-tls: key tls.key missing"]);
-    assert_eq!(tls(&cert, Some(&other_key)), ["Secret route-tls: the private key in tls.key does not match the certificate in tls.crt"]);
+    assert_eq!(
+        tls(&cert, Some(&other_key)),
+        ["Secret route-tls: the private key in tls.key does not match the certificate in tls.crt"]
+    );
     assert_eq!(
         tls(b"nothing", Some(b"nothing")),
         [
@@ -216,5 +231,8 @@ fn tls_secrets() {
             "Secret route-tls: key tls.key: no private key (PKCS#1, PKCS#8 or SEC1) in PEM",
         ]
     );
-    assert_eq!(tls(&key, Some(&key)), ["Secret route-tls: key tls.crt: no certificate (BEGIN CERTIFICATE) in PEM"]);
+    assert_eq!(
+        tls(&key, Some(&key)),
+        ["Secret route-tls: key tls.crt: no certificate (BEGIN CERTIFICATE) in PEM"]
+    );
 }

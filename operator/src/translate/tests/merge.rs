@@ -49,7 +49,10 @@ routes:
     assert_eq!(vnc.idle_timeout, Duration::from_secs(60));
     assert!(vnc.websocket);
     let (_, filer) = lookup(&s, "/filer");
-    assert_eq!((filer.max_body, filer.read_timeout, filer.websocket), (Some(10), Duration::from_secs(5), true));
+    assert_eq!(
+        (filer.max_body, filer.read_timeout, filer.websocket),
+        (Some(10), Duration::from_secs(5), true)
+    );
     let (_, speedtest) = lookup(&s, "/speedtest");
     assert_eq!(speedtest.upstream, Upstream::Service { host: "website".into(), port: 80 });
     assert_eq!(speedtest.rewrite, Rewrite::StripPrefix);
@@ -83,7 +86,10 @@ routes:
     );
     assert_eq!(myapp.rewrite, Rewrite::StripPrefix);
     assert_eq!(myapp.max_body, Some(8 * 1024 * 1024));
-    assert_eq!((myapp.read_timeout, myapp.idle_timeout), (Duration::from_secs(60), Duration::from_secs(3600)));
+    assert_eq!(
+        (myapp.read_timeout, myapp.idle_timeout),
+        (Duration::from_secs(60), Duration::from_secs(3600))
+    );
     assert!(myapp.websocket);
     let (prefix, grafana) = lookup(&s, "/grafana/d/1");
     assert_eq!(prefix, "/grafana");
@@ -92,16 +98,23 @@ routes:
     let (_, plain) = lookup(&s, "/plain");
     assert_eq!(plain.upstream, Upstream::Desktop { port: 9000, sources: vec![header("abcauthorization")] });
     assert_eq!((plain.rewrite, plain.max_body, plain.websocket), (Rewrite::Keep, None, false));
-    assert_eq!(lookup(&s, "/pods/80").1.upstream, Upstream::Container { sources: vec![header("abcauthorization")] });
+    assert_eq!(
+        lookup(&s, "/pods/80").1.upstream,
+        Upstream::Container { sources: vec![header("abcauthorization")] }
+    );
 }
 
 #[test]
 fn disable_routes() {
-    let s = settings("routes: [{name: speedtest, enabled: false}, {name: pyos-image, enabled: false}, {name: ghost, enabled: false}]");
+    let s = settings(
+        "routes: [{name: speedtest, enabled: false}, {name: pyos-image, enabled: false}, {name: ghost, enabled: false}]",
+    );
     assert_eq!(&*lookup(&s, "/speedtest").1.name, "website");
     assert_eq!(&*lookup(&s, "/API/manager/image").1.name, "pyos");
     // A disabled route gives up its paths: another route may take them.
-    let s = settings("routes: [{name: console, enabled: false}, {name: admin, paths: [/console], desktopPort: 7000}]");
+    let s = settings(
+        "routes: [{name: console, enabled: false}, {name: admin, paths: [/console], desktopPort: 7000}]",
+    );
     assert_eq!(&*lookup(&s, "/console").1.name, "admin");
 }
 

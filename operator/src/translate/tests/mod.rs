@@ -23,7 +23,8 @@ pub(super) fn spec(yaml: &str) -> RouteConfigSpec {
 }
 
 pub(super) fn ok(spec: &RouteConfigSpec, secrets: &Secrets) -> Settings {
-    translate(spec, secrets, &ctx()).unwrap_or_else(|errors| panic!("{}", crate::test_support::messages(&errors).join("\n")))
+    translate(spec, secrets, &ctx())
+        .unwrap_or_else(|errors| panic!("{}", crate::test_support::messages(&errors).join("\n")))
 }
 
 pub(super) fn errors(spec: &RouteConfigSpec, secrets: &Secrets) -> Vec<String> {
@@ -110,12 +111,57 @@ fn the_built_in_table_is_contract_section_3() {
         ("/microphone", "microphone", desktop(29789, jwt()), Rewrite::Root, None, 60, true, 3600),
         ("/gamepad", "gamepad", desktop(29790, jwt()), Rewrite::Root, None, 60, true, 3600),
         ("/snapshot", "snapshot", desktop(29785, abc()), Rewrite::Keep, None, 60, false, 3600),
-        ("/container/t/80/x", "container", Upstream::Container { sources: abc() }, Rewrite::Keep, None, 60, true, 3600),
-        ("/API/manager/images", "pyos", service("pyos", 8000), Rewrite::Keep, Some(8 * MIB), 360, false, 3600),
-        ("/API/composer/launchdesktop", "pyos-launchdesktop", service("pyos", 8000), Rewrite::Keep, Some(8 * MIB), 600, false, 3600),
-        ("/API/manager/image", "pyos-image", service("pyos", 8000), Rewrite::Keep, Some(16 * MIB), 360, false, 3600),
+        (
+            "/container/t/80/x",
+            "container",
+            Upstream::Container { sources: abc() },
+            Rewrite::Keep,
+            None,
+            60,
+            true,
+            3600,
+        ),
+        (
+            "/API/manager/images",
+            "pyos",
+            service("pyos", 8000),
+            Rewrite::Keep,
+            Some(8 * MIB),
+            360,
+            false,
+            3600,
+        ),
+        (
+            "/API/composer/launchdesktop",
+            "pyos-launchdesktop",
+            service("pyos", 8000),
+            Rewrite::Keep,
+            Some(8 * MIB),
+            600,
+            false,
+            3600,
+        ),
+        (
+            "/API/manager/image",
+            "pyos-image",
+            service("pyos", 8000),
+            Rewrite::Keep,
+            Some(16 * MIB),
+            360,
+            false,
+            3600,
+        ),
         ("/console/", "console", service("console", 80), Rewrite::StripPrefix, None, 60, false, 3600),
-        ("/speedtest", "speedtest", service("speedtest", 80), Rewrite::StripPrefix, Some(256 * MIB), 60, false, 3600),
+        (
+            "/speedtest",
+            "speedtest",
+            service("speedtest", 80),
+            Rewrite::StripPrefix,
+            Some(256 * MIB),
+            60,
+            false,
+            3600,
+        ),
         ("/index.html", "website", service("website", 80), Rewrite::Keep, None, 60, false, 3600),
         ("/filerx", "website", service("website", 80), Rewrite::Keep, None, 60, false, 3600),
     ];
