@@ -6,6 +6,7 @@
 //! Secrets it names (`data` in base64 and/or `stringData`, which wins, as in Kubernetes).
 //! Other kinds are ignored. Namespaces are not looked at: the files are one namespace.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -55,9 +56,19 @@ pub async fn watch(path: PathBuf, ctx: Context, publisher: Publisher, poll: Dura
     .await;
 }
 
+/// Parses and translates; the errors of both steps are reported together, so one run shows
+/// a typo'd field and a bad value alike.
 fn build(files: &Files, root: &Path, ctx: &Context) -> Result<Settings, Vec<ConfigError>> {
-    let (spec, secrets) = parse(files, root)?;
-    translate(&spec, &secrets, ctx)
+    let Parsed { spec, secrets, mut errors } = parse(files, root);
+    let Some(spec) = spec else { return Err(errors) };
+    match translate(&spec, &secrets, ctx) {
+        Ok(settings) if errors.is_empty() => Ok(settings),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            Err(errors)
+        }
+    }
 }
 
 /// The manifest files at `path` with their bytes.
@@ -108,19 +119,33 @@ struct RouteConfigDoc {
     _status: Option<RouteConfigStatus>,
 }
 
+/// What the documents of the files give.
+#[derive(Default)]
+struct Parsed {
+    /// The RouteConfig's spec, if one was read (unknown fields are errors, yet the spec is
+    /// still translated so that its own errors are reported too).
+    spec: Option<RouteConfigSpec>,
+    secrets: Secrets,
+    errors: Vec<ConfigError>,
+}
+
 /// The RouteConfig spec and the Secrets in `files`.
-fn parse(files: &Files, root: &Path) -> Result<(RouteConfigSpec, Secrets), Vec<ConfigError>> {
-    let mut errors = Vec::new();
-    let mut route_config: Option<(String, RouteConfigSpec)> = None;
-    let mut secrets = Secrets::new();
-    let mut secret_places: std::collections::BTreeMap<String, String> = Default::default();
+fn parse(files: &Files, root: &Path) -> Parsed {
+    let mut parsed = Parsed::default();
+    // Where the RouteConfig and each Secret were found.
+    let mut route_config_place: Option<String> = None;
+    let mut secret_places: BTreeMap<String, String> = BTreeMap::new();
+    let mut route_configs = 0;
+    let mut unreadable = false;
     for (file, bytes) in files {
         for (index, document) in serde_yaml::Deserializer::from_slice(bytes).enumerate() {
             let place = format!("{} (document {})", file.display(), index + 1);
             let value = match serde_yaml::Value::deserialize(document) {
                 Ok(value) => value,
                 Err(err) => {
-                    errors.push(ConfigError::new(place, format!("not YAML: {err}")));
+                    parsed.errors.push(ConfigError::new(place, format!("not YAML: {err}")));
+                    // The rest of this file cannot be split into documents reliably.
+                    unreadable = true;
                     break;
                 }
             };
@@ -129,76 +154,75 @@ fn parse(files: &Files, root: &Path) -> Result<(RouteConfigSpec, Secrets), Vec<C
             }
             let field = |name: &str| value.get(name).and_then(serde_yaml::Value::as_str).map(str::to_owned);
             let (Some(api_version), Some(kind)) = (field("apiVersion"), field("kind")) else {
-                errors
-                    .push(ConfigError::new(place, "not a Kubernetes object: apiVersion and kind are needed"));
+                let message = "not a Kubernetes object: apiVersion and kind are needed";
+                parsed.errors.push(ConfigError::new(place, message));
                 continue;
             };
             // Typed again from the text, so errors name the field and line.
             let Some(document) = serde_yaml::Deserializer::from_slice(bytes).nth(index) else { continue };
             match (api_version.as_str(), kind.as_str()) {
-                (API_VERSION, KIND) => match typed::<RouteConfigDoc>(document, &place) {
-                    Ok(doc) => match &route_config {
-                        Some((first, _)) => errors.push(ConfigError::new(
-                            place,
-                            format!("a second RouteConfig: one is expected, the first is in {first}"),
-                        )),
-                        None => {
-                            tracing::debug!(place, name = ?doc.metadata.name, "RouteConfig");
-                            route_config = Some((place, doc.spec));
-                        }
-                    },
-                    Err(err) => errors.extend(err),
-                },
-                (_, KIND) => errors.push(ConfigError::new(
-                    place,
-                    format!("apiVersion {api_version} of RouteConfig is not supported: use {API_VERSION}"),
-                )),
-                ("v1", "Secret") => match typed::<Secret>(document, &place) {
-                    Ok(secret) => {
-                        let Some(name) = secret.metadata.name.clone() else {
-                            errors.push(ConfigError::new(place, "Secret without metadata.name"));
-                            continue;
-                        };
-                        if let Some(first) = secret_places.get(&name) {
-                            errors.push(ConfigError::new(place, format!("Secret {name} is also in {first}")));
-                            continue;
-                        }
-                        secrets.insert(name.clone(), secret_data(secret));
-                        secret_places.insert(name, place);
+                (API_VERSION, KIND) => {
+                    route_configs += 1;
+                    let Some(doc) = typed::<RouteConfigDoc>(document, &place, &mut parsed.errors) else {
+                        continue;
+                    };
+                    if let Some(first) = &route_config_place {
+                        let message =
+                            format!("a second RouteConfig: one is expected, the first is in {first}");
+                        parsed.errors.push(ConfigError::new(place, message));
+                        continue;
                     }
-                    Err(err) => errors.extend(err),
-                },
+                    tracing::debug!(place, name = ?doc.metadata.name, "RouteConfig");
+                    parsed.spec = Some(doc.spec);
+                    route_config_place = Some(place);
+                }
+                (_, KIND) => {
+                    route_configs += 1;
+                    let message = format!(
+                        "apiVersion {api_version} of RouteConfig is not supported: use {API_VERSION}"
+                    );
+                    parsed.errors.push(ConfigError::new(place, message));
+                }
+                ("v1", "Secret") => {
+                    let Some(secret) = typed::<Secret>(document, &place, &mut parsed.errors) else {
+                        continue;
+                    };
+                    let Some(name) = secret.metadata.name.clone() else {
+                        parsed.errors.push(ConfigError::new(place, "Secret without metadata.name"));
+                        continue;
+                    };
+                    if let Some(first) = secret_places.get(&name) {
+                        parsed
+                            .errors
+                            .push(ConfigError::new(place, format!("Secret {name} is also in {first}")));
+                        continue;
+                    }
+                    parsed.secrets.insert(name.clone(), secret_data(secret));
+                    secret_places.insert(name, place);
+                }
                 _ => tracing::debug!(place, api_version, kind, "ignored"),
             }
         }
     }
-    if route_config.is_none() && errors.is_empty() {
-        errors.push(ConfigError::new(
-            root.display().to_string(),
-            format!("no RouteConfig ({API_VERSION}) found"),
-        ));
+    // After a YAML syntax error the RouteConfig may be in the part that could not be read.
+    if route_configs == 0 && !unreadable {
+        let message = format!("no RouteConfig ({API_VERSION}) found");
+        parsed.errors.push(ConfigError::new(root.display().to_string(), message));
     }
-    match route_config {
-        Some((_, spec)) if errors.is_empty() => Ok((spec, secrets)),
-        _ => Err(errors),
-    }
+    parsed
 }
 
-/// A document as `T`, refusing unknown fields as `kubectl apply` does.
+/// A document as `T`. Unknown fields are errors, as `kubectl apply` refuses them, but the value
+/// is still returned so that its other errors can be found; `None` when it does not parse.
 fn typed<'de, T: Deserialize<'de>>(
     document: serde_yaml::Deserializer<'de>,
     place: &str,
-) -> Result<T, Vec<ConfigError>> {
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
     let mut unknown = Vec::new();
     let result = serde_ignored::deserialize(document, |path| unknown.push(field_path(&path)));
-    match result {
-        Ok(value) if unknown.is_empty() => Ok(value),
-        Ok(_) => Err(unknown
-            .into_iter()
-            .map(|path| ConfigError::new(place, format!("{path}: unknown field")))
-            .collect()),
-        Err(err) => Err(vec![ConfigError::new(place, err.to_string())]),
-    }
+    errors.extend(unknown.into_iter().map(|path| ConfigError::new(place, format!("{path}: unknown field"))));
+    result.map_err(|err| errors.push(ConfigError::new(place, err.to_string()))).ok()
 }
 
 /// `spec.routes[0].desktopport`.
@@ -218,8 +242,8 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 }
 
 /// `data` (already base64-decoded), then `stringData` over it, as the API server merges them.
-fn secret_data(secret: Secret) -> std::collections::BTreeMap<String, Vec<u8>> {
-    let mut data: std::collections::BTreeMap<String, Vec<u8>> =
+fn secret_data(secret: Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> =
         secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
     for (key, value) in secret.string_data.unwrap_or_default() {
         data.insert(key, value.into_bytes());

@@ -116,7 +116,6 @@ fn a_folder_reads_its_yaml_files_in_order_and_skips_the_rest() {
 fn exactly_one_route_config() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.yaml", &signing_secret());
-    let a = dir.path().join("a.yaml").display().to_string();
     assert_eq!(
         load_errors(dir.path()),
         [format!("{}: no RouteConfig (route.abcdesktop.io/v1alpha1) found", dir.path().display())]
@@ -129,11 +128,15 @@ fn exactly_one_route_config() {
     let b = dir.path().join("b.yaml").display().to_string();
     assert_eq!(
         load_errors(dir.path()),
-        [format!(
-            "{b} (document 2): a second RouteConfig: one is expected, the first is in {b} (document 1)"
-        )]
+        [
+            format!(
+                "{b} (document 2): a second RouteConfig: one is expected, the first is in {b} (document 1)"
+            ),
+            // The first RouteConfig is still translated, over the Secrets there are.
+            "Secret abcdesktopjwtdesktoppayload: not found (named by spec.keys.payload.secretName)"
+                .to_owned(),
+        ]
     );
-    let _ = a;
 }
 
 #[test]
@@ -186,7 +189,33 @@ fn refusals_name_the_file_and_document() {
     assert!(errors[4].contains("line "), "{}", errors[4]);
     assert_eq!(errors[5], format!("{}: Secret abcdesktopjwtdesktopsigning is also in {}", at(6), at(5)));
     assert_eq!(errors[6], format!("{}: Secret without metadata.name", at(7)));
-    assert_eq!(errors.len(), 7, "{errors:#?}");
+    // Then the first RouteConfig's translation, over the Secrets that were read.
+    assert_eq!(
+        errors[7..],
+        [
+            "Secret abcdesktopjwtdesktopsigning: key abcdesktop_jwt_desktop_signing_public_key.pem missing",
+            "Secret abcdesktopjwtdesktoppayload: not found (named by spec.keys.payload.secretName)",
+            // Its typo'd `desktopport` was not read.
+            "spec.routes[0]: a new route needs one of desktopPort, service or container: true",
+        ],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn unknown_fields_and_bad_values_are_reported_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = ROUTE_CONFIG
+        .replace("spec: {}", "spec:\n  routes: [{name: a, paths: [/a], desktopPort: 0, rewrit: x}]");
+    let file =
+        write(dir.path(), "route.yaml", &[text.as_str(), &signing_secret(), &payload_secret()].join("---\n"));
+    assert_eq!(
+        load_errors(&file),
+        [
+            format!("{} (document 1): spec.routes[0].rewrit: unknown field", file.display()),
+            "spec.routes[0].desktopPort: 0 is not a port (1 to 65535)".to_owned(),
+        ]
+    );
 }
 
 #[test]
