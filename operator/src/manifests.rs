@@ -163,7 +163,9 @@ fn parse(files: &Files, root: &Path) -> Parsed {
             match (api_version.as_str(), kind.as_str()) {
                 (API_VERSION, KIND) => {
                     route_configs += 1;
-                    let Some(doc) = typed::<RouteConfigDoc>(document, &place, &mut parsed.errors) else {
+                    let Some(doc) =
+                        typed::<RouteConfigDoc>(document, &place, Quote::Values, &mut parsed.errors)
+                    else {
                         continue;
                     };
                     if let Some(first) = &route_config_place {
@@ -184,7 +186,8 @@ fn parse(files: &Files, root: &Path) -> Parsed {
                     parsed.errors.push(ConfigError::new(place, message));
                 }
                 ("v1", "Secret") => {
-                    let Some(secret) = typed::<Secret>(document, &place, &mut parsed.errors) else {
+                    let Some(secret) = typed::<Secret>(document, &place, Quote::Nothing, &mut parsed.errors)
+                    else {
                         continue;
                     };
                     let Some(name) = secret.metadata.name.clone() else {
@@ -212,17 +215,56 @@ fn parse(files: &Files, root: &Path) -> Parsed {
     parsed
 }
 
+/// Whether a parse error may quote the document's values. A Secret's may be key material
+/// (`data: "-----BEGIN RSA PRIVATE KEY-----..."` is "invalid type: string ..."), so its quoted
+/// strings are left out of the message.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Quote {
+    Values,
+    Nothing,
+}
+
 /// A document as `T`. Unknown fields are errors, as `kubectl apply` refuses them, but the value
 /// is still returned so that its other errors can be found; `None` when it does not parse.
 fn typed<'de, T: Deserialize<'de>>(
     document: serde_yaml::Deserializer<'de>,
     place: &str,
+    quote: Quote,
     errors: &mut Vec<ConfigError>,
 ) -> Option<T> {
     let mut unknown = Vec::new();
     let result = serde_ignored::deserialize(document, |path| unknown.push(field_path(&path)));
     errors.extend(unknown.into_iter().map(|path| ConfigError::new(place, format!("{path}: unknown field"))));
-    result.map_err(|err| errors.push(ConfigError::new(place, err.to_string()))).ok()
+    result
+        .map_err(|err| {
+            let message = match quote {
+                Quote::Values => err.to_string(),
+                Quote::Nothing => redact_quoted(&err.to_string()),
+            };
+            errors.push(ConfigError::new(place, message));
+        })
+        .ok()
+}
+
+/// Every `"..."` (with `\"` escapes, as serde quotes values) replaced by `"<redacted>"`.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '"' {
+            let mut escaped = false;
+            for c in chars.by_ref() {
+                match c {
+                    '"' if !escaped => break,
+                    '\\' if !escaped => escaped = true,
+                    _ => escaped = false,
+                }
+            }
+            out.push_str("<redacted>\"");
+        }
+    }
+    out
 }
 
 /// `spec.routes[0].desktopport`.

@@ -219,6 +219,27 @@ fn unknown_fields_and_bad_values_are_reported_together() {
 }
 
 #[test]
+fn secret_errors_never_quote_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let pem = String::from_utf8(payload_pem()).unwrap();
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: abcdesktopjwtdesktoppayload}}\ndata: {:?}\n",
+        pem
+    );
+    let file = write(dir.path(), "route.yaml", &[ROUTE_CONFIG, &signing_secret(), &secret].join("---\n"));
+    let errors = load_errors(&file);
+    assert!(
+        errors[0].starts_with(&format!(
+            "{} (document 3): data: invalid type: string \"<redacted>\", expected a map",
+            file.display()
+        )),
+        "{errors:#?}"
+    );
+    assert!(errors.iter().all(|e| !e.contains("PRIVATE") && !e.contains("MII")), "{errors:#?}");
+    assert_eq!(super::redact_quoted(r#"a "b\"c" d "e""#), r#"a "<redacted>" d "<redacted>""#);
+}
+
+#[test]
 fn yaml_syntax_and_unreadable_paths() {
     let dir = tempfile::tempdir().unwrap();
     let file = write(dir.path(), "broken.yaml", "a: [b\n");
