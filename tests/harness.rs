@@ -2,7 +2,7 @@
 //! echo, the manifest writer and the access-line matcher. If these fail, every other
 //! end-to-end result is suspect.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
@@ -21,9 +21,7 @@ async fn upstream_records_and_answers_what_it_saw() {
     let resp = client::send(
         &http,
         up.addr(),
-        Req::post("/a/b?x=1", vec![7_u8; 1000])
-            .header("X-Test", "1")
-            .header("Cookie", "a=b"),
+        Req::post("/a/b?x=1", vec![7_u8; 1000]).header("X-Test", "1").header("Cookie", "a=b"),
     )
     .await
     .expect("answer");
@@ -49,19 +47,12 @@ async fn upstream_behaviours() {
     let up = Upstream::start_with("slow", Behavior::Delay(Duration::from_millis(300))).await;
     let http = client::http_client();
     let started = std::time::Instant::now();
-    let resp = client::send(&http, up.addr(), Req::get("/"))
-        .await
-        .expect("answer");
+    let resp = client::send(&http, up.addr(), Req::get("/")).await.expect("answer");
     assert_eq!(resp.status, StatusCode::OK);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
     up.set_behavior(Behavior::Hang);
-    let hung = client::send(
-        &http,
-        up.addr(),
-        Req::get("/hang").timeout(Duration::from_millis(300)),
-    )
-    .await;
+    let hung = client::send(&http, up.addr(), Req::get("/hang").timeout(Duration::from_millis(300))).await;
     assert!(hung.is_err(), "a hanging upstream answered");
     support::eventually(STEP, "the hung request head is counted", || async {
         up.heads().contains(&"/hang".to_owned()).then_some(())
@@ -70,16 +61,9 @@ async fn upstream_behaviours() {
 
     let closing = Upstream::start_with("closing", Behavior::Close).await;
     let err = client::send(&http, closing.addr(), Req::get("/closed")).await;
-    assert!(
-        err.is_err(),
-        "a closing upstream answered: {:?}",
-        err.map(|r| r.status)
-    );
+    assert!(err.is_err(), "a closing upstream answered: {:?}", err.map(|r| r.status));
     support::eventually(STEP, "the closed request head is counted", || async {
-        closing
-            .heads()
-            .contains(&"/closed".to_owned())
-            .then_some(())
+        closing.heads().contains(&"/closed".to_owned()).then_some(())
     })
     .await;
 }
@@ -105,10 +89,8 @@ fn manifest_is_three_yaml_documents() {
         .port("spawner", 1234)
         .route(json!({"name": "spawner", "readTimeoutSeconds": 1}));
     let yaml = m.to_yaml();
-    let docs: Vec<serde_json::Value> = yaml
-        .split("\n---\n")
-        .map(|d| serde_yaml::from_str(d).expect("yaml"))
-        .collect();
+    let docs: Vec<serde_json::Value> =
+        yaml.split("\n---\n").map(|d| serde_yaml::from_str(d).expect("yaml")).collect();
     assert_eq!(docs.len(), 3, "{yaml}");
     assert_eq!(docs[0]["kind"], "Secret");
     assert_eq!(docs[0]["metadata"]["name"], "abcdesktopjwtdesktopsigning");
@@ -129,37 +111,46 @@ fn access_paths_match_with_tokens_redacted() {
     use support::proxy::path_matches;
     let secrets = vec!["aaa.bbb.ccc".to_owned()];
     assert!(path_matches("/spawner/x?y=1", "/spawner/x", &secrets));
-    assert!(path_matches(
-        "/container/aaa.bbb.ccc/80/x",
-        "/container/[redacted]/80/x",
-        &secrets
-    ));
-    assert!(path_matches(
-        "/container/aaa.bbb.ccc/80/x",
-        "/container/***/80/x?q",
-        &secrets
-    ));
-    assert!(!path_matches(
-        "/container/aaa.bbb.ccc/80/x",
-        "/container/***/81/x",
-        &secrets
-    ));
+    assert!(path_matches("/container/aaa.bbb.ccc/80/x", "/container/[redacted]/80/x", &secrets));
+    assert!(path_matches("/container/aaa.bbb.ccc/80/x", "/container/***/80/x?q", &secrets));
+    assert!(!path_matches("/container/aaa.bbb.ccc/80/x", "/container/***/81/x", &secrets));
     assert!(!path_matches("/spawner", "/filer", &secrets));
 }
 
 #[test]
 fn metrics_are_parsed() {
     let text = "# HELP x\nroute_settings_generation 3\nroute_requests_total{route=\"spawner\",class=\"2xx\"} 2\nroute_requests_total{route=\"filer\",class=\"2xx\"} 5\n";
-    assert_eq!(
-        support::metric(text, "route_settings_generation"),
-        Some(3.0)
-    );
-    assert_eq!(
-        support::metric_sum(text, "route_requests_total", &["class=\"2xx\""]),
-        7.0
-    );
-    assert_eq!(
-        support::metric_sum(text, "route_requests_total", &["route=\"filer\""]),
-        5.0
-    );
+    assert_eq!(support::metric(text, "route_settings_generation"), Some(3.0));
+    assert_eq!(support::metric_sum(text, "route_requests_total", &["class=\"2xx\""]), 7.0);
+    assert_eq!(support::metric_sum(text, "route_requests_total", &["route=\"filer\""]), 5.0);
+}
+
+/// The leak check is live: a registered secret that the proxy logs (here, a path segment that
+/// does not look like a token, so the proxy cannot know to redact it) fails the test.
+#[tokio::test]
+#[should_panic(expected = "tokens appear in")]
+async fn a_secret_in_the_logs_fails_the_test() {
+    let proxy = support::Proxy::start(&Manifest::new(support::keys())).await;
+    let secret = proxy.secret("not-a-token-but-secret");
+    proxy.get(&format!("/{secret}")).await;
+    proxy.finish();
+}
+
+/// The access-line check is live: a request the proxy never saw has no access line.
+#[tokio::test]
+#[should_panic(expected = "no access line")]
+async fn a_request_without_access_line_fails_the_test() {
+    let proxy = support::Proxy::start(&Manifest::new(support::keys())).await;
+    proxy.get("/healthz").await;
+    proxy.expect_access("GET", "/never-sent", 200);
+    proxy.finish();
+}
+
+/// Dropping the proxy without `finish()` runs the same checks.
+#[tokio::test]
+#[should_panic(expected = "tokens appear in")]
+async fn dropping_the_proxy_checks_too() {
+    let proxy = support::Proxy::start(&Manifest::new(support::keys())).await;
+    let secret = proxy.secret("not-a-token-but-secret");
+    proxy.get(&format!("/{secret}")).await;
 }

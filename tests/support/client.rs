@@ -60,9 +60,7 @@ impl Req {
     }
 
     pub fn body(mut self, body: impl Into<Bytes>) -> Self {
-        self.body = Full::new(body.into())
-            .map_err(|never| match never {})
-            .boxed_unsync();
+        self.body = Full::new(body.into()).map_err(|never| match never {}).boxed_unsync();
         self
     }
 
@@ -97,14 +95,8 @@ impl Resp {
 
     /// What the recording upstream saw, from its JSON answer.
     pub fn seen(&self) -> Seen {
-        assert_eq!(
-            self.status,
-            StatusCode::OK,
-            "expected an upstream's answer, got: {}",
-            self.text()
-        );
-        Seen::from_json(&self.json())
-            .unwrap_or_else(|| panic!("not an upstream's answer: {}", self.text()))
+        assert_eq!(self.status, StatusCode::OK, "expected an upstream's answer, got: {}", self.text());
+        Seen::from_json(&self.json()).unwrap_or_else(|| panic!("not an upstream's answer: {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -114,40 +106,21 @@ impl Resp {
 
 /// A pooled HTTP/1.1 client.
 pub fn http_client() -> Client<HttpConnector, Body> {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build_http()
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(5)).build_http()
 }
 
 /// Sends `req` to `addr`; `Err` is a transport failure (no response at all).
-pub async fn send(
-    client: &Client<HttpConnector, Body>,
-    addr: SocketAddr,
-    req: Req,
-) -> Result<Resp, String> {
-    let mut builder = http::Request::builder()
-        .method(req.method)
-        .uri(format!("http://{addr}{}", req.path));
+pub async fn send(client: &Client<HttpConnector, Body>, addr: SocketAddr, req: Req) -> Result<Resp, String> {
+    let mut builder = http::Request::builder().method(req.method).uri(format!("http://{addr}{}", req.path));
     for (k, v) in &req.headers {
         builder = builder.header(k.as_str(), v.as_str());
     }
     let request = builder.body(req.body).map_err(|e| e.to_string())?;
     let exchange = async {
-        let response = client
-            .request(request)
-            .await
-            .map_err(|e| format!("{e:?}"))?;
+        let response = client.request(request).await.map_err(|e| format!("{e:?}"))?;
         let (parts, body) = response.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| format!("{e:?}"))?
-            .to_bytes();
-        Ok(Resp {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        let body = body.collect().await.map_err(|e| format!("{e:?}"))?.to_bytes();
+        Ok(Resp { status: parts.status, headers: parts.headers, body })
     };
     let limit = req.timeout;
     tokio::time::timeout(limit, exchange)
@@ -171,9 +144,7 @@ pub async fn raw_exchange(
     chunks: usize,
     chunk: impl Fn(usize) -> Bytes + Send + 'static,
 ) -> RawResponse {
-    let stream = within(STEP, "connect to proxy", TcpStream::connect(addr))
-        .await
-        .expect("connect");
+    let stream = within(STEP, "connect to proxy", TcpStream::connect(addr)).await.expect("connect");
     let (mut reader, mut writer) = stream.into_split();
     let upload = tokio::spawn(async move {
         if writer.write_all(head.as_bytes()).await.is_err() {

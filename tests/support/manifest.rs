@@ -39,15 +39,8 @@ impl Manifest {
             "limits": {"connectTimeoutSeconds": 5, "drainSeconds": 10, "headerReadTimeoutSeconds": 30},
             "nodeName": "node-test",
         });
-        let Value::Object(spec) = spec else {
-            unreachable!()
-        };
-        Self {
-            keys: keys.clone(),
-            spec,
-            extra: Vec::new(),
-            raw: None,
-        }
+        let Value::Object(spec) = spec else { unreachable!() };
+        Self { keys: keys.clone(), spec, extra: Vec::new(), raw: None }
     }
 
     /// Points a desktop route (`spawner`, `filer`, ...) at `port` of the token's target.
@@ -58,18 +51,13 @@ impl Manifest {
 
     /// Points a fixed service (`pyos`, `website`, `console`, `speedtest`) at 127.0.0.1:`port`.
     pub fn service(mut self, name: &str, port: u16) -> Self {
-        self.obj("services")
-            .insert(name.to_owned(), json!({"host": "127.0.0.1", "port": port}));
+        self.obj("services").insert(name.to_owned(), json!({"host": "127.0.0.1", "port": port}));
         self
     }
 
     /// Adds a route entry (merged by name over the built-in table).
     pub fn route(mut self, entry: Value) -> Self {
-        self.spec
-            .get_mut("routes")
-            .and_then(Value::as_array_mut)
-            .expect("routes")
-            .push(entry);
+        self.spec.get_mut("routes").and_then(Value::as_array_mut).expect("routes").push(entry);
         self
     }
 

@@ -5,9 +5,10 @@
 //! A [`proxy::Proxy`] checks, when it is finished or dropped, that no token the test used
 //! appears in the binary's logs and that every request it answered has an access line.
 
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod client;
+pub mod desk;
 pub mod manifest;
 pub mod proxy;
 pub mod upstream;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
 
 pub use client::{Req, Resp};
+pub use desk::Desk;
 pub use manifest::Manifest;
 pub use proxy::Proxy;
 pub use upstream::{Behavior, Seen, Upstream};
@@ -44,9 +46,7 @@ where
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        if let Ok(Some(v)) =
-            tokio::time::timeout(remaining.max(Duration::from_millis(1)), check()).await
-        {
+        if let Ok(Some(v)) = tokio::time::timeout(remaining.max(Duration::from_millis(1)), check()).await {
             return v;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -71,10 +71,7 @@ pub fn other_keys() -> &'static KeySet {
 /// A token for `target` signed and encrypted with `keys`, valid for `lifetime` seconds.
 pub fn mint_with(keys: &KeySet, target: &str, lifetime: u64) -> String {
     let now = unix_now();
-    Minter::from_key_set(keys)
-        .expect("minter")
-        .mint(target, now, now + lifetime)
-        .expect("mint")
+    Minter::from_key_set(keys).expect("minter").mint(target, now, now + lifetime).expect("mint")
 }
 
 /// A token for `target` with the default key set, valid for 420 s (what abcdesktop ships).
@@ -85,10 +82,7 @@ pub fn mint(target: &str) -> String {
 /// A token that expired a minute ago.
 pub fn mint_expired(target: &str) -> String {
     let now = unix_now();
-    Minter::from_key_set(keys())
-        .expect("minter")
-        .mint(target, now - 480, now - 60)
-        .expect("mint")
+    Minter::from_key_set(keys()).expect("minter").mint(target, now - 480, now - 60).expect("mint")
 }
 
 /// A port on 127.0.0.1 where nothing listens (bound, then released).
@@ -108,9 +102,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// Label order in `name` must match the exposition; a name without labels matches the bare sample.
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
-        l.strip_prefix(name)
-            .and_then(|rest| rest.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
+        l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
     })
 }
 
@@ -124,12 +116,34 @@ pub fn metric_sum(text: &str, family: &str, labels: &[&str]) -> f64 {
                 Some((b, rest)) => (b, rest.trim_end_matches('}')),
                 None => (name, ""),
             };
-            (base == family
-                && labels
-                    .iter()
-                    .all(|want| label_text.split(',').any(|have| have == *want)))
-            .then(|| value.parse::<f64>().ok())
-            .flatten()
+            (base == family && labels.iter().all(|want| label_text.split(',').any(|have| have == *want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
         })
         .sum()
+}
+
+/// The client address the proxy must report: these tests connect from 127.0.0.1.
+pub const CLIENT_IP: &str = "127.0.0.1";
+
+/// Asserts the forwarding headers every proxied request carries: `X-Real-IP` (the client),
+/// `X-Forwarded-For` ending with the client, `X-Forwarded-Proto` = `proto`, `X-Forwarded-Host`
+/// = the client's Host, and the client's Host passed through.
+pub fn assert_forwarded(seen: &Seen, proto: &str, host: &str) {
+    let route = format!("{} {}", seen.upstream, seen.path());
+    assert_eq!(seen.header("x-real-ip"), Some(CLIENT_IP), "{route}: X-Real-IP");
+    let xff = seen.header_all("x-forwarded-for").join(", ");
+    assert!(
+        xff.ends_with(CLIENT_IP),
+        "{route}: X-Forwarded-For {xff:?} does not end with the client address"
+    );
+    assert_eq!(seen.header("x-forwarded-proto"), Some(proto), "{route}: X-Forwarded-Proto");
+    assert_eq!(seen.header("x-forwarded-host"), Some(host), "{route}: X-Forwarded-Host");
+    assert_eq!(seen.header("host"), Some(host), "{route}: Host passed through");
+}
+
+/// Asserts what every response of the proxy carries: no `Server`, `X-Frame-Options: SAMEORIGIN`.
+pub fn assert_response_headers(resp: &Resp, what: &str) {
+    assert!(resp.header("server").is_none(), "{what}: Server header {:?}", resp.header("server"));
+    assert_eq!(resp.header("x-frame-options"), Some("SAMEORIGIN"), "{what}: X-Frame-Options");
 }

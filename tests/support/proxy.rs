@@ -23,9 +23,9 @@ use route_proxy::auth::mint::KeySet;
 use serde_json::Value;
 
 use super::client::{self, Body, Req, Resp};
+use super::eventually;
 use super::manifest::Manifest;
 use super::ws::{self, Handshake};
-use super::{STEP, eventually};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_route");
 
@@ -50,9 +50,16 @@ pub struct Builder {
     log_level: String,
     tls: bool,
     check_access: bool,
+    keys: Option<KeySet>,
 }
 
 impl Builder {
+    /// The keys [`Proxy::mint`] uses when no manifest gives them (legacy env mode).
+    pub fn keys(mut self, keys: &KeySet) -> Self {
+        self.keys = Some(keys.clone());
+        self
+    }
+
     pub fn manifest(mut self, m: &Manifest) -> Self {
         self.manifest = Some(m.clone());
         self
@@ -105,25 +112,15 @@ impl Builder {
             std::fs::create_dir_all(&folder).expect("manifests folder");
             let file = folder.join("route.yaml");
             m.write_atomic(&file);
-            cmd.arg("--manifests")
-                .arg(if self.folder { &folder } else { &file });
+            cmd.arg("--manifests").arg(if self.folder { &folder } else { &file });
             manifest_path = Some(file);
         }
-        cmd.args([
-            "--listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--log-level",
-            &self.log_level,
-        ]);
+        cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", &self.log_level]);
         if self.tls {
             cmd.args(["--tls-listen", "127.0.0.1:0"]);
         }
         cmd.args(&self.args);
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         (cmd, manifest_path)
     }
 
@@ -134,7 +131,7 @@ impl Builder {
         let mut child = cmd.spawn().expect("spawn route");
         let stdout = capture(child.stdout.take().expect("stdout"));
         let logs = capture(child.stderr.take().expect("stderr"));
-        let keys = self.manifest.as_ref().map(|m| m.keys.clone());
+        let keys = self.manifest.as_ref().map(|m| m.keys.clone()).or_else(|| self.keys.clone());
         let mut proxy = Proxy {
             child,
             http: None,
@@ -198,9 +195,8 @@ impl Builder {
         let (cmd, _) = self.command(dir.path());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        let output = super::within(Duration::from_secs(30), "route exits", cmd.output())
-            .await
-            .expect("run route");
+        let output =
+            super::within(Duration::from_secs(30), "route exits", cmd.output()).await.expect("run route");
         Exited {
             status: output.status,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -224,13 +220,9 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
     }
-    cmd.envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    let output = super::within(Duration::from_secs(60), "route command exits", cmd.output())
-        .await
-        .expect("run route");
+    cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null()).kill_on_drop(true);
+    let output =
+        super::within(Duration::from_secs(60), "route command exits", cmd.output()).await.expect("run route");
     Exited {
         status: output.status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -245,9 +237,7 @@ fn capture(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
         let mut reader = BufReader::new(pipe);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&line));
+            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
             line.clear();
         }
     });
@@ -282,6 +272,7 @@ impl Proxy {
             log_level: "info".into(),
             tls: false,
             check_access: true,
+            keys: None,
         }
     }
 
@@ -314,10 +305,7 @@ impl Proxy {
 
     /// A token for `target` with the manifest's keys (420 s), registered as a secret.
     pub fn mint(&self, target: &str) -> String {
-        let keys = self
-            .keys
-            .as_ref()
-            .expect("proxy started without a manifest: no keys");
+        let keys = self.keys.as_ref().expect("proxy started without a manifest: no keys");
         self.secret(&super::mint_with(keys, target, 420))
     }
 
@@ -371,9 +359,7 @@ impl Proxy {
 
     /// The manifest file the proxy was started with.
     pub fn manifest_path(&self) -> &Path {
-        self.manifest_path
-            .as_deref()
-            .expect("proxy started without a manifest")
+        self.manifest_path.as_deref().expect("proxy started without a manifest")
     }
 
     /// Replaces the manifest file atomically with `m`; tokens minted later use `m`'s keys.
@@ -413,8 +399,7 @@ impl Proxy {
 
     /// Peak resident set size (VmHWM) of the proxy, in KiB.
     pub fn vm_hwm_kib(&self) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("/proc status");
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -460,11 +445,7 @@ impl Proxy {
         let secrets = self.secrets.lock().unwrap().clone();
         let leaks: Vec<String> = logs
             .lines()
-            .filter(|line| {
-                secrets
-                    .iter()
-                    .any(|s| needles(s).iter().any(|n| line.contains(n.as_str())))
-            })
+            .filter(|line| secrets.iter().any(|s| needles(s).iter().any(|n| line.contains(n.as_str()))))
             .map(|line| self.redact(line))
             .collect();
         assert!(
@@ -496,11 +477,7 @@ impl Proxy {
         let secrets = self.secrets.lock().unwrap().clone();
         let deadline = Instant::now() + ACCESS_LOG_WAIT;
         loop {
-            let access: Vec<Access> = self
-                .log_lines()
-                .iter()
-                .filter_map(Access::from_line)
-                .collect();
+            let access: Vec<Access> = self.log_lines().iter().filter_map(Access::from_line).collect();
             let unmatched = match_access(&expected, &access, &secrets);
             if unmatched.is_empty() || Instant::now() >= deadline || self.exit.is_some() {
                 return unmatched;
@@ -587,41 +564,22 @@ impl Access {
             maps.extend(spans.iter());
         }
         let find = |names: &[&str]| -> Option<&Value> {
-            names
-                .iter()
-                .find_map(|name| maps.iter().find_map(|m| m.get(*name)))
+            names.iter().find_map(|name| maps.iter().find_map(|m| m.get(*name)))
         };
         let as_text = |v: &Value| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
         let method = as_text(find(&["method", "http.method", "http.request.method"])?);
-        let path = as_text(find(&[
-            "path",
-            "uri",
-            "url",
-            "http.path",
-            "url.path",
-            "http.target",
-        ])?);
-        let status = find(&[
-            "status",
-            "http.status",
-            "status_code",
-            "http.response.status_code",
-        ])?;
+        let path = as_text(find(&["path", "uri", "url", "http.path", "url.path", "http.target"])?);
+        let status = find(&["status", "http.status", "status_code", "http.response.status_code"])?;
         let status = match status {
             Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
             Value::String(s) => s.split_whitespace().next()?.parse().ok()?,
             _ => return None,
         };
         let route = find(&["route"]).map(as_text);
-        Some(Self {
-            method,
-            path,
-            status,
-            route,
-        })
+        Some(Self { method, path, status, route })
     }
 }
 

@@ -57,20 +57,13 @@ impl Seen {
     /// The first value of a header (name case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
     }
 
     /// Every value of a header, one per header line.
     pub fn header_all(&self, name: &str) -> Vec<&str> {
         let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .filter(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-            .collect()
+        self.headers.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.as_str()).collect()
     }
 
     pub fn has_header(&self, name: &str) -> bool {
@@ -110,10 +103,7 @@ impl Seen {
                 .as_array()?
                 .iter()
                 .filter_map(|pair| {
-                    Some((
-                        pair.get(0)?.as_str()?.to_owned(),
-                        pair.get(1)?.as_str()?.to_owned(),
-                    ))
+                    Some((pair.get(0)?.as_str()?.to_owned(), pair.get(1)?.as_str()?.to_owned()))
                 })
                 .collect(),
             body_len: v.get("body_len")?.as_u64()?,
@@ -154,9 +144,7 @@ impl Upstream {
     }
 
     pub async fn start_with(name: &str, behavior: Behavior) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
         let addr = listener.local_addr().expect("upstream addr");
         let shared = Arc::new(Shared {
             name: name.to_owned(),
@@ -222,9 +210,7 @@ impl Upstream {
 
     /// The last request seen; fails when none was.
     pub fn last(&self) -> Seen {
-        self.seen()
-            .pop()
-            .unwrap_or_else(|| panic!("upstream {} saw no request", self.shared.name))
+        self.seen().pop().unwrap_or_else(|| panic!("upstream {} saw no request", self.shared.name))
     }
 
     /// Waits until `n` requests have been recorded (bodies read), at most `limit`.
@@ -244,26 +230,15 @@ impl Upstream {
     }
 }
 
-async fn handle(
-    shared: Arc<Shared>,
-    req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let uri = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.uri().to_string(), ToString::to_string);
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let uri = req.uri().path_and_query().map_or_else(|| req.uri().to_string(), ToString::to_string);
     shared.heads.lock().unwrap().push(uri.clone());
     shared.changed.notify_waiters();
     let behavior = *shared.behavior.lock().unwrap();
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
-        .map(|(k, v)| {
-            (
-                k.as_str().to_owned(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
-            )
-        })
+        .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
         .collect();
     let mut seen = Seen {
         upstream: shared.name.clone(),

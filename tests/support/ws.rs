@@ -41,8 +41,7 @@ pub fn accept(mut req: Request<Incoming>, seen: Value) -> Response<Full<Bytes>> 
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
-        let mut ws =
-            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         if ws.send(Message::text(seen.to_string())).await.is_err() {
             return;
         }
@@ -89,9 +88,7 @@ pub async fn connect(
             http::HeaderValue::from_str(v).expect("header value"),
         );
     }
-    let stream = within(STEP, "connect to proxy", TcpStream::connect(addr))
-        .await
-        .expect("connect");
+    let stream = within(STEP, "connect to proxy", TcpStream::connect(addr)).await.expect("connect");
     let handshake = tokio_tungstenite::client_async(request, MaybeTlsStream::Plain(stream));
     match within(STEP, "websocket handshake", handshake).await {
         Ok((ws, response)) => Handshake::Open(Box::new(ws), response.headers().clone()),
@@ -110,38 +107,20 @@ fn redact_query(pq: &str) -> &str {
 /// Reads the echo server's greeting (what the upstream saw), then checks a text and a binary
 /// round trip through the tunnel, then closes. Returns what the upstream saw.
 pub async fn greet_and_echo(ws: &mut Client) -> Seen {
-    let greeting = within(STEP, "websocket greeting", ws.next())
-        .await
-        .expect("greeting")
-        .expect("greeting ok");
-    let Message::Text(text) = greeting else {
-        panic!("greeting is not text: {greeting:?}")
-    };
+    let greeting =
+        within(STEP, "websocket greeting", ws.next()).await.expect("greeting").expect("greeting ok");
+    let Message::Text(text) = greeting else { panic!("greeting is not text: {greeting:?}") };
     let seen = Seen::from_json(&serde_json::from_str(text.as_str()).expect("greeting json"))
         .expect("greeting shape");
 
-    ws.send(Message::text("hello through the tunnel"))
-        .await
-        .expect("send text");
-    let echo = within(STEP, "text echo", ws.next())
-        .await
-        .expect("echo")
-        .expect("echo ok");
+    ws.send(Message::text("hello through the tunnel")).await.expect("send text");
+    let echo = within(STEP, "text echo", ws.next()).await.expect("echo").expect("echo ok");
     assert_eq!(echo, Message::text("hello through the tunnel"));
 
     let payload: Vec<u8> = (0..300_000_u32).map(|i| (i % 251) as u8).collect();
-    ws.send(Message::binary(payload.clone()))
-        .await
-        .expect("send binary");
-    let echo = within(STEP, "binary echo", ws.next())
-        .await
-        .expect("echo")
-        .expect("echo ok");
-    assert_eq!(
-        echo.into_data().as_ref(),
-        payload.as_slice(),
-        "binary echo differs"
-    );
+    ws.send(Message::binary(payload.clone())).await.expect("send binary");
+    let echo = within(STEP, "binary echo", ws.next()).await.expect("echo").expect("echo ok");
+    assert_eq!(echo.into_data().as_ref(), payload.as_slice(), "binary echo differs");
 
     within(STEP, "websocket close", ws.close(None)).await.ok();
     seen

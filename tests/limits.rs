@@ -1,0 +1,222 @@
+//! Limits and failures: 413 (a declared length over the limit answered before the upload, a
+//! chunked body over the limit), 502 (closed port, unresolvable FQDN, upstream closing), 504 (an
+//! upstream silent past `readTimeoutSeconds`), and a 2 GiB upload streamed through `/filer`
+//! with the proxy's peak RSS under 64 MiB.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt as _;
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt as _, StreamBody};
+use hyper::body::Frame;
+use serde_json::json;
+use support::client::raw_exchange;
+use support::{Behavior, Manifest, Proxy, Req, Upstream, keys};
+
+const MIB: u64 = 1024 * 1024;
+
+async fn spawner_proxy(up: &Upstream, m: Option<Manifest>) -> Proxy {
+    let m = m.unwrap_or_else(|| Manifest::new(keys())).port("spawner", up.port());
+    Proxy::start(&m).await
+}
+
+#[tokio::test]
+async fn declared_length_over_the_limit_is_413_before_any_upload() {
+    let up = Upstream::start("spawner").await;
+    let proxy = spawner_proxy(&up, None).await;
+    let token = proxy.mint("127.0.0.1");
+    let head = format!(
+        "POST /spawner/upload HTTP/1.1\r\nHost: desktop.example.com\r\nABCAuthorization: {token}\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        9 * MIB
+    );
+    // Not a byte of body is sent: the answer must come from the head alone.
+    let started = Instant::now();
+    let resp = raw_exchange(proxy.addr(), head, 0, |_| Bytes::new()).await;
+    proxy.expect_access("POST", "/spawner/upload", resp.status);
+    assert_eq!(resp.status, 413, "{}", resp.head);
+    assert!(started.elapsed() < Duration::from_secs(5), "the 413 waited for a body");
+    assert!(!resp.head.to_ascii_lowercase().contains("\r\nserver:"), "a Server header: {}", resp.head);
+    assert_eq!(up.hits(), 0, "an oversized request reached the upstream");
+    proxy.finish();
+}
+
+fn chunked(data_len: usize, fill: u8) -> Bytes {
+    let mut out = BytesMut::with_capacity(data_len + 16);
+    out.extend_from_slice(format!("{data_len:x}\r\n").as_bytes());
+    out.extend_from_slice(&vec![fill; data_len]);
+    out.extend_from_slice(b"\r\n");
+    out.freeze()
+}
+
+#[tokio::test]
+async fn chunked_body_over_the_limit_is_413_and_never_delivered_whole() {
+    let up = Upstream::start("spawner").await;
+    let proxy = spawner_proxy(&up, None).await;
+    let token = proxy.mint("127.0.0.1");
+    let head = format!(
+        "POST /spawner/upload HTTP/1.1\r\nHost: desktop.example.com\r\nABCAuthorization: {token}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    // 9 MiB in 64 KiB chunks, then the last chunk.
+    let chunks = 9 * 16;
+    let resp = raw_exchange(proxy.addr(), head, chunks + 1, move |i| {
+        if i < chunks { chunked(64 * 1024, b'x') } else { Bytes::from_static(b"0\r\n\r\n") }
+    })
+    .await;
+    proxy.expect_access("POST", "/spawner/upload", resp.status);
+    assert_eq!(resp.status, 413, "{}", resp.head);
+    // Whatever the proxy streamed before the limit, the upstream never got a whole body past it.
+    let over: Vec<_> = up.seen().into_iter().filter(|s| s.complete && s.body_len > 8 * MIB).collect();
+    assert!(over.is_empty(), "the upstream received a complete body of {} bytes", over[0].body_len);
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn bodies_up_to_the_limit_pass_and_route_limits_are_configurable() {
+    let up = Upstream::start("spawner").await;
+    let filer = Upstream::start("filer").await;
+    let m = Manifest::new(keys())
+        .port("filer", filer.port())
+        .route(json!({"name": "filer", "maxBodyBytes": MIB}));
+    let proxy = spawner_proxy(&up, Some(m)).await;
+    let token = proxy.mint("127.0.0.1");
+
+    // Exactly 8 MiB, chunked (the client does not announce a length).
+    let stream = futures_util::stream::iter(
+        (0..128).map(|_| Ok::<_, std::io::Error>(Frame::data(Bytes::from(vec![7_u8; 64 * 1024])))),
+    );
+    let resp = proxy
+        .send(
+            Req::new(Method::POST, "/spawner/upload")
+                .abc(&token)
+                .stream_body(StreamBody::new(stream).boxed_unsync()),
+        )
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "8 MiB on /spawner: {}", resp.text());
+    assert_eq!(resp.seen().body_len, 8 * MIB);
+
+    let resp = proxy
+        .send(Req::new(Method::PUT, "/filer").abc(&token).body(vec![1_u8; usize::try_from(MIB).unwrap()]))
+        .await;
+    assert_eq!(resp.status, StatusCode::OK, "1 MiB on /filer limited to 1 MiB: {}", resp.text());
+    let resp = proxy
+        .send(Req::new(Method::PUT, "/filer").abc(&token).body(vec![1_u8; usize::try_from(MIB + 1).unwrap()]))
+        .await;
+    assert_eq!(resp.status, StatusCode::PAYLOAD_TOO_LARGE, "1 MiB + 1 on /filer limited to 1 MiB");
+    assert_eq!(filer.seen().iter().filter(|s| s.complete && s.body_len > MIB).count(), 0);
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn unreachable_targets_are_502() {
+    let closed = support::closed_port();
+    let m = Manifest::new(keys()).port("spawner", closed);
+    let proxy = Proxy::start(&m).await;
+    let token = proxy.mint("127.0.0.1");
+    let fqdn = proxy.mint("anonymous-0a1b2c3d.desktop.abcdesktop.svc.cluster.local");
+    for (what, req) in [
+        ("closed port", Req::get("/spawner").abc(&token)),
+        ("closed container port", Req::get(&format!("/container/{token}/{closed}/x"))),
+        ("unresolvable FQDN", Req::get("/spawner").abc(&fqdn)),
+        ("unresolvable FQDN container", Req::get(&format!("/container/{fqdn}/{closed}/x"))),
+        ("closed pyos", Req::get("/API/status")),
+    ] {
+        let started = Instant::now();
+        let resp = proxy.send(req).await;
+        assert_eq!(resp.status, StatusCode::BAD_GATEWAY, "{what}: {}", resp.text());
+        assert!(started.elapsed() < Duration::from_secs(5), "{what}: 502 took {:?}", started.elapsed());
+        assert!(resp.header("server").is_none());
+        assert!(
+            !resp.text().contains(&token) && !resp.text().contains(&fqdn),
+            "{what}: token in the error body"
+        );
+    }
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn an_upstream_closing_without_answering_is_502() {
+    let up = Upstream::start_with("spawner", Behavior::Close).await;
+    let proxy = spawner_proxy(&up, None).await;
+    let token = proxy.mint("127.0.0.1");
+    let resp = proxy.send(Req::get("/spawner").abc(&token)).await;
+    assert_eq!(resp.status, StatusCode::BAD_GATEWAY, "{}", resp.text());
+    assert!(up.hits() >= 1, "the upstream was not reached");
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn a_silent_upstream_is_504_after_read_timeout() {
+    let up = Upstream::start_with("spawner", Behavior::Hang).await;
+    let m = Manifest::new(keys()).route(json!({"name": "spawner", "readTimeoutSeconds": 1}));
+    let proxy = spawner_proxy(&up, Some(m)).await;
+    let token = proxy.mint("127.0.0.1");
+
+    let started = Instant::now();
+    let resp = proxy.send(Req::get("/spawner/slow").abc(&token).timeout(Duration::from_secs(15))).await;
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, StatusCode::GATEWAY_TIMEOUT, "{}", resp.text());
+    assert!(elapsed >= Duration::from_millis(900), "504 before the read timeout: {elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "504 long after the 1 s read timeout: {elapsed:?}");
+    assert!(resp.header("server").is_none());
+
+    // An upstream slower than nothing but within the timeout is fine.
+    up.set_behavior(Behavior::Delay(Duration::from_millis(300)));
+    let resp = proxy.send(Req::get("/spawner/slow").abc(&token)).await;
+    assert_eq!(resp.status, StatusCode::OK);
+    proxy.finish();
+}
+
+/// The 2 GiB body: 8192 chunks of 256 KiB, each stamped with its index, generated as sent.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+const UPLOAD_CHUNKS: usize = 8192;
+
+fn upload_chunk(i: usize, base: &Bytes) -> Bytes {
+    let mut chunk = BytesMut::from(base.as_ref());
+    chunk[..8].copy_from_slice(&(i as u64).to_le_bytes());
+    chunk.freeze()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_gib_upload_streams_through_filer_in_bounded_memory() {
+    let up = Upstream::start("filer").await;
+    let m = Manifest::new(keys()).port("filer", up.port());
+    let proxy = Proxy::start(&m).await;
+    let token = proxy.mint("127.0.0.1");
+    let total = (UPLOAD_CHUNK * UPLOAD_CHUNKS) as u64;
+
+    let base = Bytes::from((0..UPLOAD_CHUNK).map(|i| (i % 253) as u8).collect::<Vec<u8>>());
+    let hasher = Arc::new(Mutex::new(openssl::sha::Sha256::new()));
+    let sink = Arc::clone(&hasher);
+    let stream = futures_util::stream::iter(0..UPLOAD_CHUNKS).map(move |i| {
+        let chunk = upload_chunk(i, &base);
+        sink.lock().unwrap().update(&chunk);
+        Ok::<_, std::io::Error>(Frame::data(chunk))
+    });
+    let started = Instant::now();
+    let resp = proxy
+        .send(
+            Req::new(Method::PUT, "/filer?path=/home/balloon/big.bin")
+                .abc(&token)
+                .header("Content-Length", &total.to_string())
+                .stream_body(StreamBody::new(stream).boxed_unsync())
+                .timeout(Duration::from_secs(300)),
+        )
+        .await;
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
+    let seen = resp.seen();
+    assert_eq!(seen.body_len, total, "the upstream counted {} of {total} bytes", seen.body_len);
+    let expected = hex::encode(Arc::try_unwrap(hasher).ok().expect("hasher").into_inner().unwrap().finish());
+    assert_eq!(seen.body_sha256, expected, "the body changed on its way");
+
+    let hwm = proxy.vm_hwm_kib();
+    eprintln!("2 GiB through /filer in {elapsed:?}; proxy VmHWM {hwm} KiB");
+    assert!(hwm < 64 * 1024, "the proxy's peak RSS reached {hwm} KiB streaming 2 GiB");
+    proxy.finish();
+}

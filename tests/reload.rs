@@ -1,0 +1,185 @@
+//! Manifests hot reload: an edit takes effect within about a second, an invalid edit is
+//! rejected while the last good settings keep serving (and `/metrics` says so), and key
+//! rotation keeps the previous keys trusted for `keys.graceSeconds`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use serde_json::json;
+use support::{Manifest, Proxy, Req, Upstream, eventually, keys, metric, metric_sum, other_keys};
+
+const RELOAD: Duration = Duration::from_secs(5);
+
+/// Which upstream answers `/spawner` with `token`, or the status when none does.
+async fn spawner_reaches(proxy: &Proxy, token: &str) -> Result<String, StatusCode> {
+    let resp = proxy.send(Req::get("/spawner").abc(token)).await;
+    if resp.status == StatusCode::OK { Ok(resp.seen().upstream) } else { Err(resp.status) }
+}
+
+fn reloads(metrics: &str, result: &str) -> f64 {
+    metric_sum(metrics, "route_settings_reloads_total", &[&format!("result=\"{result}\"")])
+}
+
+#[tokio::test]
+async fn a_changed_port_takes_effect_within_a_second() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let base = Manifest::new(keys());
+    let mut proxy = Proxy::start(&base.clone().port("spawner", one.port())).await;
+    let token = proxy.mint("127.0.0.1");
+    assert_eq!(spawner_reaches(&proxy, &token).await.as_deref(), Ok("one"));
+    let generation = metric(&proxy.metrics().await, "route_settings_generation").expect("generation");
+
+    // Edited in place (truncate and write).
+    let started = Instant::now();
+    base.clone().port("spawner", two.port()).write_in_place(proxy.manifest_path());
+    eventually(RELOAD, "the new port serves", || async {
+        (spawner_reaches(&proxy, &token).await.as_deref() == Ok("two")).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "the edit took {took:?} to take effect");
+
+    // Replaced atomically (rename over it, as a ConfigMap update does).
+    let started = Instant::now();
+    proxy.update(&base.clone().port("spawner", one.port()));
+    eventually(RELOAD, "the first port serves again", || async {
+        (spawner_reaches(&proxy, &token).await.as_deref() == Ok("one")).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(2500), "the rename took {took:?} to take effect");
+
+    let metrics = proxy.metrics().await;
+    let now = metric(&metrics, "route_settings_generation").expect("generation");
+    assert!(now >= generation + 2.0, "route_settings_generation went from {generation} to {now}");
+    assert!(reloads(&metrics, "success") >= 2.0, "successful reloads:\n{metrics}");
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn an_invalid_edit_is_rejected_and_the_old_settings_keep_serving() {
+    let (one, two) = (Upstream::start("one").await, Upstream::start("two").await);
+    let base = Manifest::new(keys());
+    let mut proxy = Proxy::start(&base.clone().port("spawner", one.port())).await;
+    let token = proxy.mint("127.0.0.1");
+    assert_eq!(spawner_reaches(&proxy, &token).await.as_deref(), Ok("one"));
+    let generation = metric(&proxy.metrics().await, "route_settings_generation").expect("generation");
+
+    // Not YAML at all, then YAML that fails validation (and would move the port if taken).
+    let edits = [
+        base.clone().raw("apiVersion: v1\nkind: [unclosed\n  : :\n"),
+        base.clone()
+            .port("spawner", two.port())
+            .set("jwt", json!({"algorithms": ["HS256"], "decryption": "pkcs1v15"})),
+    ];
+    for (n, edit) in edits.iter().enumerate() {
+        proxy.update(edit);
+        let want = (n + 1) as f64;
+        eventually(RELOAD, "the rejection shows in /metrics", || async {
+            let metrics = proxy.metrics().await;
+            (reloads(&metrics, "rejected") >= want).then_some(())
+        })
+        .await;
+        let metrics = proxy.metrics().await;
+        assert_eq!(metric(&metrics, "route_settings_last_reload_success"), Some(0.0), "last reload success");
+        assert_eq!(
+            metric(&metrics, "route_settings_generation"),
+            Some(generation),
+            "a rejected edit was published"
+        );
+        assert_eq!(
+            spawner_reaches(&proxy, &token).await.as_deref(),
+            Ok("one"),
+            "edit {n}: the old settings stopped"
+        );
+        assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "not ready after a rejected edit");
+    }
+    assert_eq!(two.hits(), 0, "the rejected port was used");
+
+    // A good edit after bad ones is taken.
+    proxy.update(&base.clone().port("spawner", two.port()));
+    eventually(RELOAD, "the fixed edit serves", || async {
+        (spawner_reaches(&proxy, &token).await.as_deref() == Ok("two")).then_some(())
+    })
+    .await;
+    assert_eq!(metric(&proxy.metrics().await, "route_settings_last_reload_success"), Some(1.0));
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn rotated_keys_work_at_once_and_old_ones_during_grace_only() {
+    let up = Upstream::start("spawner").await;
+    let grace = 4;
+    let old = Manifest::new(keys()).port("spawner", up.port()).grace_seconds(grace);
+    let mut proxy = Proxy::start(&old).await;
+    let used_before = proxy.mint("127.0.0.1");
+    let unused_before = proxy.mint("127.0.0.1");
+    assert_eq!(spawner_reaches(&proxy, &used_before).await.as_deref(), Ok("spawner"));
+
+    proxy.update(&old.clone().keys(other_keys()));
+    let new = proxy.secret(&support::mint_with(other_keys(), "127.0.0.1", 420));
+    eventually(RELOAD, "a token of the new keys works", || async {
+        spawner_reaches(&proxy, &new).await.is_ok().then_some(())
+    })
+    .await;
+    let rotated = Instant::now();
+    // During the grace period, tokens of the old keys keep working, cached or not.
+    assert_eq!(
+        spawner_reaches(&proxy, &used_before).await.as_deref(),
+        Ok("spawner"),
+        "old cached token in grace"
+    );
+    assert_eq!(
+        spawner_reaches(&proxy, &unused_before).await.as_deref(),
+        Ok("spawner"),
+        "old fresh token in grace"
+    );
+    let late = proxy.secret(&support::mint_with(keys(), "127.0.0.1", 420));
+    assert_eq!(
+        spawner_reaches(&proxy, &late).await.as_deref(),
+        Ok("spawner"),
+        "old keys, minted after the rotation"
+    );
+
+    // After it, they are refused, and the new keys still work.
+    eventually(Duration::from_secs(grace + 5), "old-key tokens refused after the grace period", || async {
+        let a = spawner_reaches(&proxy, &used_before).await;
+        let b = spawner_reaches(&proxy, &unused_before).await;
+        (a == Err(StatusCode::UNAUTHORIZED) && b == Err(StatusCode::UNAUTHORIZED)).then_some(())
+    })
+    .await;
+    assert!(
+        rotated.elapsed() >= Duration::from_secs(grace) - Duration::from_millis(1500),
+        "old keys refused {:?} after the rotation was seen; the grace is {grace} s",
+        rotated.elapsed()
+    );
+    assert_eq!(spawner_reaches(&proxy, &late).await, Err(StatusCode::UNAUTHORIZED));
+    assert_eq!(spawner_reaches(&proxy, &new).await.as_deref(), Ok("spawner"));
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn a_grace_of_zero_revokes_at_once() {
+    let up = Upstream::start("spawner").await;
+    let old = Manifest::new(keys()).port("spawner", up.port()).grace_seconds(0);
+    let mut proxy = Proxy::start(&old).await;
+    let before = proxy.mint("127.0.0.1");
+    assert_eq!(spawner_reaches(&proxy, &before).await.as_deref(), Ok("spawner"));
+
+    proxy.update(&old.clone().keys(other_keys()));
+    let new = proxy.secret(&support::mint_with(other_keys(), "127.0.0.1", 420));
+    eventually(RELOAD, "a token of the new keys works", || async {
+        spawner_reaches(&proxy, &new).await.is_ok().then_some(())
+    })
+    .await;
+    assert_eq!(
+        spawner_reaches(&proxy, &before).await,
+        Err(StatusCode::UNAUTHORIZED),
+        "a cached old token survived"
+    );
+    proxy.finish();
+}
