@@ -6,7 +6,6 @@
 
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -82,6 +81,43 @@ async fn sigterm_gives_up_on_requests_past_drain_seconds() {
     let took = sent.elapsed();
     assert!(status.success(), "route exited with {status}");
     assert!(took < Duration::from_secs(6), "exit {took:?} after SIGTERM with drainSeconds: 1");
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn sigterm_lets_websocket_tunnels_run_during_the_drain_then_closes_them() {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use support::ws::Handshake;
+    use tokio_tungstenite::tungstenite::Message;
+
+    let up = Upstream::start("websockify").await;
+    let m = Manifest::new(keys()).port("websockify", up.port()).set_in("limits", "drainSeconds", json!(2));
+    let mut proxy = Proxy::start(&m).await;
+    let token = proxy.mint("127.0.0.1");
+    let Handshake::Open(mut tunnel, _) = proxy.ws(&format!("/websockify?jwt_token={token}"), &[]).await
+    else {
+        panic!("refused")
+    };
+    within(STEP, "greeting", tunnel.next()).await.expect("greeting").expect("greeting ok");
+
+    proxy.sigterm();
+    let sent = Instant::now();
+    tunnel.send(Message::text("still there")).await.expect("the tunnel was cut at SIGTERM");
+    let echo = within(STEP, "echo during the drain", tunnel.next()).await;
+    assert!(matches!(echo, Some(Ok(Message::Text(_)))), "the tunnel was cut at SIGTERM: {echo:?}");
+
+    within(Duration::from_secs(10), "the tunnel is closed after the drain", async {
+        while let Some(Ok(msg)) = tunnel.next().await {
+            if msg.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    let status = proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(status.success(), "route exited with {status}");
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(6), "exit {took:?} after SIGTERM with drainSeconds: 2");
     proxy.finish();
 }
 
@@ -205,73 +241,17 @@ async fn keys_and_token_commands_make_what_the_proxy_accepts() {
     }
 }
 
-/// A self-signed RSA certificate for `localhost` and 127.0.0.1: (cert PEM, key PEM, cert DER).
-fn self_signed() -> (String, String, Vec<u8>) {
-    use openssl::asn1::Asn1Time;
-    use openssl::bn::BigNum;
-    use openssl::hash::MessageDigest;
-    use openssl::pkey::PKey;
-    use openssl::rsa::Rsa;
-    use openssl::x509::extension::SubjectAlternativeName;
-    use openssl::x509::{X509Builder, X509NameBuilder};
-
-    let rsa = Rsa::generate(2048).expect("rsa");
-    let key_pem = String::from_utf8(rsa.private_key_to_pem().expect("pem")).expect("utf8");
-    let pkey = PKey::from_rsa(rsa).expect("pkey");
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_text("CN", "localhost").expect("cn");
-    let name = name.build();
-    let mut b = X509Builder::new().expect("builder");
-    b.set_version(2).expect("version");
-    b.set_serial_number(&BigNum::from_u32(7).expect("bn").to_asn1_integer().expect("serial"))
-        .expect("serial");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(&pkey).expect("pubkey");
-    b.set_not_before(&Asn1Time::days_from_now(0).expect("time")).expect("not before");
-    b.set_not_after(&Asn1Time::days_from_now(30).expect("time")).expect("not after");
-    let san = SubjectAlternativeName::new()
-        .dns("localhost")
-        .ip("127.0.0.1")
-        .build(&b.x509v3_context(None, None))
-        .expect("san");
-    b.append_extension(san).expect("extension");
-    b.sign(&pkey, MessageDigest::sha256()).expect("sign");
-    let cert = b.build();
-    (String::from_utf8(cert.to_pem().expect("pem")).expect("utf8"), key_pem, cert.to_der().expect("der"))
-}
-
-async fn tls_connect(
-    addr: std::net::SocketAddr,
-    cert_der: &[u8],
-    alpn: &[&[u8]],
-) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(rustls::pki_types::CertificateDer::from(cert_der.to_vec())).expect("root");
-    let mut config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = within(STEP, "connect", tokio::net::TcpStream::connect(addr)).await.expect("connect");
-    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
-    within(STEP, "TLS handshake", connector.connect(name, tcp)).await.expect("TLS handshake")
-}
-
 #[tokio::test]
 async fn https_listener_speaks_http1_and_http2_via_alpn() {
     let up = Upstream::start("spawner").await;
-    let (cert_pem, key_pem, cert_der) = self_signed();
+    let (cert_pem, key_pem, cert_der) = support::tls::self_signed();
     let m = Manifest::new(keys()).port("spawner", up.port()).tls(&cert_pem, &key_pem);
     let proxy = Proxy::builder().manifest(&m).tls().start().await;
     let token = proxy.mint("127.0.0.1");
     let addr = proxy.https_addr();
 
     // HTTP/2.
-    let tls = tls_connect(addr, &cert_der, &[b"h2", b"http/1.1"]).await;
+    let tls = support::tls::connect(addr, &[&cert_der], &[b"h2", b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "h2 not negotiated");
     let (mut h2, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
         .await
@@ -301,7 +281,7 @@ async fn https_listener_speaks_http1_and_http2_via_alpn() {
     }
 
     // HTTP/1.1.
-    let tls = tls_connect(addr, &cert_der, &[b"http/1.1"]).await;
+    let tls = support::tls::connect(addr, &[&cert_der], &[b"http/1.1"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]));
     let (mut h1, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.expect("h1 handshake");

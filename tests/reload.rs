@@ -183,3 +183,27 @@ async fn a_grace_of_zero_revokes_at_once() {
     );
     proxy.finish();
 }
+
+#[tokio::test]
+async fn a_new_tls_certificate_is_served_without_a_restart() {
+    let (cert_a, key_a, der_a) = support::tls::self_signed();
+    let (cert_b, key_b, der_b) = support::tls::self_signed();
+    let base = Manifest::new(keys());
+    let mut proxy = Proxy::builder().manifest(&base.clone().tls(&cert_a, &key_a)).tls().start().await;
+    let addr = proxy.https_addr();
+    let presented = |der_a: Vec<u8>, der_b: Vec<u8>| async move {
+        let tls = support::tls::connect(addr, &[&der_a, &der_b], &[b"http/1.1"]).await;
+        let certs = tls.get_ref().1.peer_certificates().expect("peer certificates");
+        certs[0].as_ref().to_vec()
+    };
+    assert_eq!(presented(der_a.clone(), der_b.clone()).await, der_a, "the first certificate");
+
+    proxy.update(&base.clone().tls(&cert_b, &key_b));
+    eventually(RELOAD, "the new certificate is presented", || {
+        let (a, b) = (der_a.clone(), der_b.clone());
+        let want = der_b.clone();
+        async move { (presented(a, b).await == want).then_some(()) }
+    })
+    .await;
+    proxy.finish();
+}

@@ -43,54 +43,103 @@ async fn echo(proxy: &Proxy, path_and_query: &str, headers: &[(&str, &str)]) -> 
     }
 }
 
-#[tokio::test]
-async fn every_websocket_endpoint_echoes_and_sends_the_right_path() {
+/// A WebSocket row: `make(token)` is the request path and query; the tunnel echoes through
+/// `upstream`, which saw `expect(token)`; nothing else is reached.
+async fn ws_row(make: impl Fn(&str, u16) -> String, upstream: &str, expect: impl Fn(&str, u16) -> String) {
     let desk = Desk::start().await;
     let proxy = Proxy::start(&desk.manifest(keys())).await;
     let t = proxy.mint("127.0.0.1");
-
-    // (request, upstream, path the upstream must see)
-    let cases = [
-        (format!("/terminals/8f3a?{t}"), "terminals", format!("/terminals/8f3a?{t}")),
-        (format!("/websockify?jwt_token={t}"), "websockify", "/".to_owned()),
-        (format!("/websockify?{t}"), "websockify", "/".to_owned()),
-        (format!("/signalling?jwt_token={t}"), "signalling", "/".to_owned()),
-        (format!("/broadcast?jwt_token={t}"), "broadcast", format!("/broadcast?jwt_token={t}")),
-        (format!("/sound?jwt_token={t}"), "sound", "/".to_owned()),
-        (format!("/microphone?jwt_token={t}"), "microphone", "/".to_owned()),
-        (format!("/gamepad?jwt_token={t}"), "gamepad", "/".to_owned()),
-    ];
-    for (request, upstream, path) in &cases {
-        let seen = echo(&proxy, request, &[]).await;
-        let shown = request.split('?').next().unwrap_or("");
-        assert_eq!(seen.upstream, *upstream, "{shown} reached the wrong upstream");
-        assert_eq!(seen.port, desk.up(upstream).port());
-        assert!(
-            seen.uri == *path,
-            "{shown}: the upstream saw the wrong path (redacted): {}",
-            proxy_redact(&seen.uri, &t)
-        );
-    }
-
     let port = desk.pod.port();
-    let seen = echo(&proxy, &format!("/container/{t}/{port}/vnc/ws?x=1"), &[]).await;
-    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("pod", "/vnc/ws?x=1"));
-    let seen = echo(&proxy, &format!("/container/{t}/{port}"), &[]).await;
-    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("pod", "/"));
-    let seen = echo(&proxy, &format!("/container/{port}/ws"), &[("ABCAuthorization", &t)]).await;
-    assert_eq!((seen.upstream.as_str(), seen.uri), ("pod", format!("/container/{port}/ws")));
+    let request = make(&t, port);
+    let seen = echo(&proxy, &request, &[]).await;
+    let shown = redact(&request, &[&t]);
+    assert_eq!(seen.upstream, upstream, "{shown} reached the wrong upstream");
+    let want_port = if upstream == "pod" { port } else { desk.up(upstream).port() };
+    assert_eq!(seen.port, want_port, "{shown}: port");
+    let want = expect(&t, port);
+    assert!(
+        seen.uri == want,
+        "{shown}: the upstream saw {} instead of {}",
+        redact(&seen.uri, &[&t]),
+        redact(&want, &[&t])
+    );
+    let others = if upstream == "pod" { desk.hits_except(&["pod"]) } else { desk.hits_except(&[upstream]) };
+    assert_eq!(others, 0, "{shown}: another upstream was reached");
 
-    // Every endpoint also takes the Bearer fallback.
-    let bearer = format!("Bearer {t}");
-    let seen = echo(&proxy, "/sound", &[("Authorization", &bearer)]).await;
-    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("sound", "/"));
-
-    assert_eq!(desk.victim.hits(), 0);
+    // The Bearer fallback works on every WebSocket endpoint too (without the token in the URL).
+    let bare = request.split('?').next().unwrap_or_default();
+    if !bare.contains("/container/") {
+        let bearer = format!("Bearer {t}");
+        let seen = echo(&proxy, bare, &[("Authorization", &bearer)]).await;
+        assert_eq!(seen.upstream, upstream, "{shown} with Bearer");
+    }
     proxy.finish();
 }
 
-fn proxy_redact(text: &str, token: &str) -> String {
-    redact(text, &[token])
+#[tokio::test]
+async fn ws_terminals_raw_query() {
+    ws_row(|t, _| format!("/terminals/8f3a?{t}"), "terminals", |t, _| format!("/terminals/8f3a?{t}")).await;
+}
+
+#[tokio::test]
+async fn ws_websockify_jwt_token() {
+    ws_row(|t, _| format!("/websockify?jwt_token={t}"), "websockify", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_websockify_raw_query() {
+    ws_row(|t, _| format!("/websockify?{t}"), "websockify", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_signalling() {
+    ws_row(|t, _| format!("/signalling?jwt_token={t}"), "signalling", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_broadcast_keeps_its_path() {
+    ws_row(
+        |t, _| format!("/broadcast?jwt_token={t}"),
+        "broadcast",
+        |t, _| format!("/broadcast?jwt_token={t}"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn ws_sound() {
+    ws_row(|t, _| format!("/sound?jwt_token={t}"), "sound", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_microphone() {
+    ws_row(|t, _| format!("/microphone?jwt_token={t}"), "microphone", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_gamepad() {
+    ws_row(|t, _| format!("/gamepad?jwt_token={t}"), "gamepad", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_container_token_port_rest() {
+    ws_row(|t, p| format!("/container/{t}/{p}/vnc/ws?x=1"), "pod", |_, _| "/vnc/ws?x=1".into()).await;
+}
+
+#[tokio::test]
+async fn ws_container_token_port() {
+    ws_row(|t, p| format!("/container/{t}/{p}"), "pod", |_, _| "/".into()).await;
+}
+
+#[tokio::test]
+async fn ws_container_port_with_header() {
+    let desk = Desk::start().await;
+    let proxy = Proxy::start(&desk.manifest(keys())).await;
+    let t = proxy.mint("127.0.0.1");
+    let port = desk.pod.port();
+    let seen = echo(&proxy, &format!("/container/{port}/ws"), &[("ABCAuthorization", &t)]).await;
+    assert_eq!((seen.upstream.as_str(), seen.uri), ("pod", format!("/container/{port}/ws")));
+    proxy.finish();
 }
 
 fn redact(text: &str, tokens: &[&str]) -> String {

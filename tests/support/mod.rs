@@ -11,6 +11,7 @@ pub mod client;
 pub mod desk;
 pub mod manifest;
 pub mod proxy;
+pub mod tls;
 pub mod upstream;
 pub mod ws;
 
