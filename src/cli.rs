@@ -92,6 +92,9 @@ pub struct TokenArgs {
     /// Signature algorithm.
     #[arg(long, default_value = "RS256")]
     pub alg: String,
+    /// Print this many tokens, one a line (each with its own randomised `hash`), for load runs.
+    #[arg(long, default_value_t = 1)]
+    pub count: u32,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

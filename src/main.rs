@@ -199,7 +199,11 @@ fn token(args: cli::TokenArgs) -> anyhow::Result<ExitCode> {
     let minter = Minter::from_key_set(&keys)?.with_padding(args.oaep.into()).with_algorithm(algorithm);
     let now = unix_now();
     let exp = args.exp.unwrap_or(now + args.lifetime);
-    println!("{}", minter.mint(&args.target, now, exp)?);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for _ in 0..args.count {
+        writeln!(out, "{}", minter.mint(&args.target, now, exp)?)?;
+    }
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
