@@ -284,7 +284,12 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Behavior::Delay(d) = behavior {
         tokio::time::sleep(d).await;
     }
-    let body = serde_json::to_vec(&seen.to_json()).expect("json");
+    let mut answer = seen.to_json();
+    // `X-Test-Pad: N` asks for an answer padded with N bytes of text (compression tests).
+    if let Some(pad) = seen.header("x-test-pad").and_then(|v| v.parse::<usize>().ok()) {
+        answer["pad"] = Value::String("abcdesktop ".repeat(pad / 11 + 1));
+    }
+    let body = serde_json::to_vec(&answer).expect("json");
     record(&shared, seen);
     let response = Response::builder()
         .status(StatusCode::OK)
