@@ -84,14 +84,15 @@ async fn sigterm_gives_up_on_requests_past_drain_seconds() {
     proxy.finish();
 }
 
+/// Tunnels are not in-flight requests: once those are done (here, none), SIGTERM closes the
+/// open tunnels and the process exits, well before `drainSeconds`.
 #[tokio::test]
-async fn sigterm_lets_websocket_tunnels_run_during_the_drain_then_closes_them() {
-    use futures_util::{SinkExt as _, StreamExt as _};
+async fn sigterm_closes_websocket_tunnels_and_exits() {
+    use futures_util::StreamExt as _;
     use support::ws::Handshake;
-    use tokio_tungstenite::tungstenite::Message;
 
     let up = Upstream::start("websockify").await;
-    let m = Manifest::new(keys()).port("websockify", up.port()).set_in("limits", "drainSeconds", json!(2));
+    let m = Manifest::new(keys()).port("websockify", up.port()).set_in("limits", "drainSeconds", json!(5));
     let mut proxy = Proxy::start(&m).await;
     let token = proxy.mint("127.0.0.1");
     let Handshake::Open(mut tunnel, _) = proxy.ws(&format!("/websockify?jwt_token={token}"), &[]).await
@@ -99,14 +100,11 @@ async fn sigterm_lets_websocket_tunnels_run_during_the_drain_then_closes_them() 
         panic!("refused")
     };
     within(STEP, "greeting", tunnel.next()).await.expect("greeting").expect("greeting ok");
+    assert_eq!(support::metric(&proxy.metrics().await, "route_websockets_open"), Some(1.0));
 
     proxy.sigterm();
     let sent = Instant::now();
-    tunnel.send(Message::text("still there")).await.expect("the tunnel was cut at SIGTERM");
-    let echo = within(STEP, "echo during the drain", tunnel.next()).await;
-    assert!(matches!(echo, Some(Ok(Message::Text(_)))), "the tunnel was cut at SIGTERM: {echo:?}");
-
-    within(Duration::from_secs(10), "the tunnel is closed after the drain", async {
+    within(Duration::from_secs(10), "the tunnel is closed after SIGTERM", async {
         while let Some(Ok(msg)) = tunnel.next().await {
             if msg.is_close() {
                 break;
@@ -117,7 +115,7 @@ async fn sigterm_lets_websocket_tunnels_run_during_the_drain_then_closes_them() 
     let status = proxy.wait_exit(Duration::from_secs(10)).await;
     assert!(status.success(), "route exited with {status}");
     let took = sent.elapsed();
-    assert!(took < Duration::from_secs(6), "exit {took:?} after SIGTERM with drainSeconds: 2");
+    assert!(took < Duration::from_secs(7), "exit {took:?} after SIGTERM with drainSeconds: 5");
     proxy.finish();
 }
 
