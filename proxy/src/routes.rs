@@ -24,6 +24,8 @@ pub struct Route {
     pub websocket: bool,
     /// A tunnel with no byte in either direction for this long is closed.
     pub idle_timeout: Duration,
+    /// Whether text responses are gzipped for clients that accept it.
+    pub compress: bool,
 }
 
 /// Where a route sends its requests.
@@ -178,6 +180,7 @@ mod tests {
             read_timeout: Duration::from_secs(1),
             websocket: false,
             idle_timeout: Duration::from_secs(1),
+            compress: true,
         })
     }
 

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use crate::access::{self, AccessRecord};
 use crate::auth::{AuthError, Resolver, extract};
 use crate::builtins::{self, text};
-use crate::forward::{ProxyError, RequestBody, ResponseBody, headers, http1::Upstreams, tunnel};
+use crate::forward::{ProxyError, RequestBody, ResponseBody, compress, headers, http1::Upstreams, tunnel};
 use crate::metrics::{
     DOWNSTREAM, DirectionLabel, Metrics, RequestLabels, RouteLabel, UPSTREAM, status_class,
 };
@@ -234,6 +234,8 @@ impl Proxy {
             .parse()
             .map_err(|_| ProxyError::Upstream("invalid upstream URI".into()))?;
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
+        let gzip_ok = plan.route.compress && compress::accepts_gzip(&parts.headers);
+        let method = parts.method.clone();
         headers::to_upstream(&mut parts.headers, conn.peer, conn.scheme, client_authority.as_deref(), None);
         parts.uri = uri;
         parts.version = Version::HTTP_11;
@@ -242,7 +244,11 @@ impl Proxy {
         let response = self.upstreams.send(request, plan.route.read_timeout).await?;
         let (mut head, body) = response.into_parts();
         headers::to_client(&mut head.headers, None);
-        let body = ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone());
+        let mut body = ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone());
+        if gzip_ok && compress::worth_compressing(&method, head.status, &head.headers) {
+            compress::mark_compressed(&mut head.headers);
+            body = body.gzipped();
+        }
         Ok(Response::from_parts(head, body))
     }
 

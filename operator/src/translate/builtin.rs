@@ -61,7 +61,10 @@ pub(super) fn routes(ports: &PortsSpec) -> Vec<Draft> {
             .read_timeout(600),
         service("pyos-image", &["/API/manager/image"], "pyos").max_body(16 * MIB).read_timeout(360),
         service("console", &["/console"], "console").rewrite(Rewrite::StripPrefix),
-        service("speedtest", &["/speedtest"], "speedtest").rewrite(Rewrite::StripPrefix).max_body(256 * MIB),
+        service("speedtest", &["/speedtest"], "speedtest")
+            .rewrite(Rewrite::StripPrefix)
+            .max_body(256 * MIB)
+            .no_compression(),
         service("website", &["/"], "website"),
     ]
 }

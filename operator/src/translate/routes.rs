@@ -29,6 +29,7 @@ pub(super) struct Draft {
     read_timeout: Duration,
     websocket: bool,
     idle_timeout: Duration,
+    compress: bool,
     enabled: bool,
 }
 
@@ -63,8 +64,15 @@ impl Draft {
             read_timeout: Duration::from_secs(60),
             websocket: false,
             idle_timeout: Duration::from_secs(3600),
+            compress: true,
             enabled: true,
         }
+    }
+
+    /// Never gzip this route's responses (speedtest measures raw throughput).
+    pub(super) fn no_compression(mut self) -> Self {
+        self.compress = false;
+        self
     }
 
     pub(super) fn max_body(mut self, bytes: u64) -> Self {
@@ -248,6 +256,7 @@ fn compile(drafts: Vec<Draft>, services: &Services, errors: &mut Errors) -> Rout
             read_timeout: draft.read_timeout,
             websocket: draft.websocket,
             idle_timeout: draft.idle_timeout,
+            compress: draft.compress,
         });
         entries.extend(prefixes.into_iter().map(|p| (p, Arc::clone(&route))));
     }

@@ -4,7 +4,11 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
+use std::io::Write as _;
+
 use bytes::Bytes;
+use flate2::Compression;
+use flate2::write::GzEncoder;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
@@ -21,6 +25,8 @@ pub enum BodyError {
     /// The upstream sent nothing for the route's read timeout.
     #[error("upstream body idle past the read timeout")]
     Idle,
+    #[error("gzip failed")]
+    Compress,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
 }
@@ -93,7 +99,14 @@ pub struct ResponseBody {
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream { inner: Incoming, idle: Duration, timer: Pin<Box<Sleep>>, bytes: Counter },
+    Upstream {
+        inner: Incoming,
+        idle: Duration,
+        timer: Pin<Box<Sleep>>,
+        bytes: Counter,
+        /// Set when the response is gzipped on its way to the client.
+        gzip: Option<Box<GzEncoder<Vec<u8>>>>,
+    },
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -114,13 +127,70 @@ impl ResponseBody {
 
     pub fn upstream(inner: Incoming, idle: Duration, bytes: Counter) -> Self {
         let timer = Box::pin(tokio::time::sleep(idle));
-        Self { kind: Kind::Upstream { inner, idle, timer, bytes }, record: None, sent: 0 }
+        Self { kind: Kind::Upstream { inner, idle, timer, bytes, gzip: None }, record: None, sent: 0 }
+    }
+
+    /// Gzips the upstream body on the way (fastest level, as nginx's default `gzip_comp_level 1`).
+    pub fn gzipped(mut self) -> Self {
+        if let Kind::Upstream { gzip, .. } = &mut self.kind {
+            *gzip = Some(Box::new(GzEncoder::new(Vec::new(), Compression::fast())));
+        }
+        self
     }
 
     /// Attaches the access line, written when the body ends.
     pub fn with_record(mut self, record: AccessRecord) -> Self {
         self.record = Some(Box::new(record));
         self
+    }
+}
+
+impl ResponseBody {
+    fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let Kind::Upstream { inner, idle, timer, bytes, gzip } = &mut self.kind else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match Pin::new(&mut *inner).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    timer.as_mut().reset(Instant::now() + *idle);
+                    let Some(encoder) = gzip.as_mut() else {
+                        if let Some(data) = frame.data_ref() {
+                            bytes.inc_by(data.len() as u64);
+                        }
+                        return Poll::Ready(Some(Ok(frame)));
+                    };
+                    // Trailers are dropped on a gzipped response: the body they describe changed.
+                    let Ok(data) = frame.into_data() else { continue };
+                    if encoder.write_all(&data).is_err() {
+                        return Poll::Ready(Some(Err(BodyError::Compress)));
+                    }
+                    let out = std::mem::take(encoder.get_mut());
+                    if !out.is_empty() {
+                        bytes.inc_by(out.len() as u64);
+                        return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out)))));
+                    }
+                }
+                Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+                Poll::Ready(None) => {
+                    let Some(encoder) = gzip.take() else { return Poll::Ready(None) };
+                    let tail = encoder.finish().map_err(|_| BodyError::Compress);
+                    let tail = match tail {
+                        Ok(tail) => tail,
+                        Err(err) => return Poll::Ready(Some(Err(err))),
+                    };
+                    bytes.inc_by(tail.len() as u64);
+                    self.kind = Kind::Full(None);
+                    return Poll::Ready(Some(Ok(Frame::data(Bytes::from(tail)))));
+                }
+                Poll::Pending => {
+                    return match timer.as_mut().poll(cx) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle))),
+                        Poll::Pending => Poll::Pending,
+                    };
+                }
+            }
+        }
     }
 }
 
@@ -135,21 +205,7 @@ impl Body for ResponseBody {
         let this = &mut *self;
         let polled = match &mut this.kind {
             Kind::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Kind::Upstream { inner, idle, timer, bytes } => match Pin::new(inner).poll_frame(cx) {
-                Poll::Ready(Some(Ok(frame))) => {
-                    if let Some(data) = frame.data_ref() {
-                        bytes.inc_by(data.len() as u64);
-                    }
-                    timer.as_mut().reset(Instant::now() + *idle);
-                    Poll::Ready(Some(Ok(frame)))
-                }
-                Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(err.into()))),
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => match timer.as_mut().poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle))),
-                    Poll::Pending => Poll::Pending,
-                },
-            },
+            Kind::Upstream { .. } => this.poll_upstream(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -168,13 +224,14 @@ impl Body for ResponseBody {
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(data) => data.is_none(),
-            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+            Kind::Upstream { inner, gzip, .. } => gzip.is_none() && inner.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.kind {
             Kind::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Kind::Upstream { gzip: Some(_), .. } => SizeHint::default(),
             Kind::Upstream { inner, .. } => inner.size_hint(),
         }
     }

@@ -1,6 +1,7 @@
 //! Sending a request to its upstream: pooled HTTP/1.1, or a spliced WebSocket tunnel.
 
 pub mod body;
+pub mod compress;
 pub mod headers;
 pub mod http1;
 pub mod tunnel;
