@@ -250,11 +250,16 @@ async fn client_headers_pass_through_and_hop_by_hop_ones_do_not() {
         .header("X-Hop", "must not pass")
         .header("Keep-Alive", "timeout=5")
         .header("Proxy-Connection", "keep-alive")
-        .header("X-Custom", "passes");
+        .header("X-Custom", "passes")
+        .header("X-Test-Response-Hop", "1");
     let resp = proxy.send(request).await;
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
     assert_response_headers(&resp, "/spawner");
     assert!(resp.header("keep-alive").is_none(), "the upstream's Keep-Alive reached the client");
+    assert!(
+        resp.header("x-resp-hop").is_none(),
+        "a header the upstream's Connection names reached the client"
+    );
     assert_eq!(resp.header("x-upstream"), Some("spawner"), "end-to-end response headers pass through");
     let seen = resp.seen();
     assert_forwarded(&seen, "http", HOST);
@@ -543,5 +548,30 @@ async fn manifests_folder_works_like_a_file() {
     let proxy = Proxy::builder().manifest(&m).folder().start().await;
     let token = proxy.mint("127.0.0.1");
     assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.seen().upstream, "spawner");
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let (_desk, proxy) = setup().await;
+    let now = support::unix_now();
+    let exp = now + 3;
+    let token = proxy.secret(
+        &route_proxy::auth::mint::Minter::from_key_set(keys())
+            .expect("minter")
+            .mint("127.0.0.1", now, exp)
+            .expect("mint"),
+    );
+    // Used (and cached) while valid...
+    for _ in 0..2 {
+        assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
+    }
+    // ...refused as soon as the clock passes exp (exp must be strictly greater than now).
+    support::eventually(std::time::Duration::from_secs(10), "the clock passes exp", || async {
+        (support::unix_now() >= exp).then_some(())
+    })
+    .await;
+    let resp = proxy.send(req(Method::GET, "/spawner").abc(&token)).await;
+    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "an expired token served from the cache");
     proxy.finish();
 }

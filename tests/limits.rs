@@ -220,3 +220,95 @@ async fn a_2_gib_upload_streams_through_filer_in_bounded_memory() {
     assert!(hwm < 64 * 1024, "the proxy's peak RSS reached {hwm} KiB streaming 2 GiB");
     proxy.finish();
 }
+
+/// Reads one response head (up to the blank line) from a raw connection.
+async fn read_head(reader: &mut (impl tokio::io::AsyncRead + Unpin)) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut byte = [0_u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match support::within(support::STEP, "a response head", reader.read(&mut byte)).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => head.push(byte[0]),
+        }
+    }
+    String::from_utf8_lossy(&head).into_owned()
+}
+
+/// `Expect: 100-continue`, as curl sends it with any body over 1 KiB: the proxy says 100 and
+/// the upload goes through; over the limit it says 413 instead, and the body is never sent.
+#[tokio::test]
+async fn expect_100_continue() {
+    use tokio::io::AsyncWriteExt as _;
+    let up = Upstream::start("spawner").await;
+    let proxy = spawner_proxy(&up, None).await;
+    let token = proxy.mint("127.0.0.1");
+
+    let stream = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "PUT /spawner/up HTTP/1.1\r\nHost: d\r\nABCAuthorization: {token}\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n"
+    );
+    writer.write_all(head.as_bytes()).await.expect("write head");
+    let first = read_head(&mut reader).await;
+    assert!(first.starts_with("HTTP/1.1 100"), "no 100 Continue: {first:?}");
+    writer.write_all(b"hello").await.expect("write body");
+    let second = read_head(&mut reader).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "after 100 Continue: {second:?}");
+    proxy.expect_access("PUT", "/spawner/up", 200);
+    assert_eq!(up.last().body_len, 5);
+
+    let stream = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!(
+        "PUT /spawner/up HTTP/1.1\r\nHost: d\r\nABCAuthorization: {token}\r\nContent-Length: {}\r\nExpect: 100-continue\r\n\r\n",
+        9 * MIB
+    );
+    writer.write_all(head.as_bytes()).await.expect("write head");
+    let first = read_head(&mut reader).await;
+    assert!(first.starts_with("HTTP/1.1 413"), "an oversized upload was not refused up front: {first:?}");
+    proxy.expect_access("PUT", "/spawner/up", 413);
+    assert_eq!(up.hits(), 1);
+    proxy.finish();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_512_mib_download_streams_in_bounded_memory() {
+    let up = Upstream::start("filer").await;
+    let proxy = Proxy::start(&Manifest::new(keys()).port("filer", up.port())).await;
+    let token = proxy.mint("127.0.0.1");
+    let total = 512 * MIB;
+    let request = http::Request::get(format!("http://{}/filer?path=/big.bin", proxy.addr()))
+        .header("ABCAuthorization", &token)
+        .header("X-Test-Download", total.to_string())
+        .body(http_body_util::Empty::<Bytes>::new().map_err(|never| match never {}).boxed_unsync())
+        .expect("request");
+    let client = support::client::http_client();
+    let response = support::within(Duration::from_secs(120), "download head", client.request(request))
+        .await
+        .expect("response");
+    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = response.into_body();
+    let (mut received, mut wrong) = (0_u64, 0_u64);
+    support::within(Duration::from_secs(240), "the whole download", async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("download body");
+            if let Some(data) = frame.data_ref() {
+                for (k, b) in data.iter().enumerate() {
+                    let at = usize::try_from(received).unwrap() + k;
+                    if *b != ((at % support::upstream::DOWNLOAD_CHUNK) % 251) as u8 {
+                        wrong += 1;
+                    }
+                }
+                received += data.len() as u64;
+            }
+        }
+    })
+    .await;
+    proxy.expect_access("GET", "/filer?path=/big.bin", 200);
+    assert_eq!(received, total, "bytes received");
+    assert_eq!(wrong, 0, "bytes changed on the way");
+    let hwm = proxy.vm_hwm_kib();
+    assert!(hwm < 64 * 1024, "the proxy's peak RSS reached {hwm} KiB streaming 512 MiB down");
+    proxy.finish();
+}

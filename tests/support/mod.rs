@@ -19,7 +19,8 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
+pub use route_proxy::auth::mint::unix_now;
+use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat};
 
 pub use client::{Req, Resp};
 pub use desk::Desk;

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -230,7 +232,10 @@ impl Upstream {
     }
 }
 
-async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// The upstream's response body: JSON of what it saw, or a generated download.
+pub type ResponseBody = BoxBody<Bytes, Infallible>;
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<ResponseBody>, Infallible> {
     let uri = req.uri().path_and_query().map_or_else(|| req.uri().to_string(), ToString::to_string);
     shared.heads.lock().unwrap().push(uri.clone());
     shared.changed.notify_waiters();
@@ -261,7 +266,7 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         seen.websocket = true;
         let response = super::ws::accept(req, seen.to_json());
         record(&shared, seen);
-        return Ok(response);
+        return Ok(response.map(BodyExt::boxed));
     }
 
     let mut body = req.into_body();
@@ -289,17 +294,45 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
     if let Some(pad) = seen.header("x-test-pad").and_then(|v| v.parse::<usize>().ok()) {
         answer["pad"] = Value::String("abcdesktop ".repeat(pad / 11 + 1));
     }
+    let download = seen.header("x-test-download").and_then(|v| v.parse::<u64>().ok());
+    let response_hop = seen.has_header("x-test-response-hop");
     let body = serde_json::to_vec(&answer).expect("json");
     record(&shared, seen);
-    let response = Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::OK)
-        .header("content-type", "application/json")
         .header("server", "recording-upstream/1.0")
         .header("x-upstream", shared.name.as_str())
-        .header("keep-alive", "timeout=5")
-        .body(Full::new(Bytes::from(body)))
-        .expect("response");
-    Ok(response)
+        .header("keep-alive", "timeout=5");
+    if response_hop {
+        // A hop-by-hop header named by Connection: the proxy must not pass it on.
+        response = response.header("connection", "x-resp-hop").header("x-resp-hop", "hop");
+    }
+    let response = match download {
+        // `X-Test-Download: N`: N bytes, generated as they are sent, never held.
+        Some(len) => response
+            .header("content-type", "application/octet-stream")
+            .header("content-length", len)
+            .body(download_body(len)),
+        None => {
+            response.header("content-type", "application/json").body(Full::new(Bytes::from(body)).boxed())
+        }
+    };
+    Ok(response.expect("response"))
+}
+
+/// The chunk a download is made of; byte `i` of a download is `download_byte(i)`.
+pub const DOWNLOAD_CHUNK: usize = 256 * 1024;
+
+fn download_body(len: u64) -> ResponseBody {
+    use futures_util::StreamExt as _;
+    let chunk = Bytes::from((0..DOWNLOAD_CHUNK).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
+    let chunks = len.div_ceil(DOWNLOAD_CHUNK as u64);
+    let stream = futures_util::stream::iter(0..chunks).map(move |i| {
+        let remaining = len - i * DOWNLOAD_CHUNK as u64;
+        let n = usize::try_from(remaining.min(DOWNLOAD_CHUNK as u64)).unwrap_or(DOWNLOAD_CHUNK);
+        Ok::<_, Infallible>(Frame::data(chunk.slice(..n)))
+    });
+    BodyExt::boxed(StreamBody::new(stream))
 }
 
 fn record(shared: &Shared, seen: Seen) {
