@@ -1,8 +1,8 @@
 //! Every vector of shared/vectors/tokens.json (minted with pyos' own libraries) through the real
 //! binary, with its key set loaded from the abcdesktop Secrets: a valid token is not refused
 //! (200 from the upstream for 127.0.0.1, 502 for the pod FQDN that does not resolve), an
-//! invalid one is 401. Each token goes in twice: in `ABCAuthorization` on `/spawner`, and in
-//! the path of `/container/<JWT>/<port>/x`.
+//! invalid one is 401. Each token goes in three ways: in `ABCAuthorization` on `/spawner`, in
+//! the path of `/container/<JWT>/<port>/x`, and as `?jwt_token=` of a `/websockify` WebSocket.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use http::StatusCode;
 use route_proxy::auth::mint::KeySet;
 use serde_json::{Value, json};
+use support::ws::Handshake;
 use support::{Manifest, Proxy, Req, Upstream};
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
@@ -85,11 +86,28 @@ async fn check(proxy: &Proxy, up: &Upstream, v: &Vector, expect: &Expect) {
             },
         }
     }
+
+    let handshake = proxy.ws(&format!("/websockify?jwt_token={token}"), &[]).await;
+    let outcome = match &handshake {
+        Handshake::Open(..) => StatusCode::SWITCHING_PROTOCOLS,
+        Handshake::Refused(status) => *status,
+    };
+    let shown = format!("{} via ?jwt_token= on a WebSocket: {outcome}", v.name);
+    match expect {
+        Expect::Invalid => assert_eq!(outcome, StatusCode::UNAUTHORIZED, "{shown}"),
+        Expect::NotRefused => assert_ne!(outcome, StatusCode::UNAUTHORIZED, "{shown}"),
+        Expect::Valid => match v.target.as_deref() {
+            Some("127.0.0.1") => assert_eq!(outcome, StatusCode::SWITCHING_PROTOCOLS, "{shown}"),
+            Some(_) => assert_eq!(outcome, StatusCode::BAD_GATEWAY, "{shown}"),
+            None => panic!("{}: a valid vector without a target", v.name),
+        },
+    }
 }
 
 async fn run(set: &str, jwt: Value, verdict: impl Fn(&Vector) -> Option<Expect>) {
     let up = Upstream::start("spawner").await;
-    let m = Manifest::new(&key_set(set)).port("spawner", up.port()).set("jwt", jwt);
+    let m =
+        Manifest::new(&key_set(set)).port("spawner", up.port()).port("websockify", up.port()).set("jwt", jwt);
     let proxy = Proxy::start(&m).await;
     let mut checked = 0;
     for v in vectors(set) {
