@@ -523,8 +523,17 @@ async fn errors_and_builtins_carry_no_server_header() {
 
 #[tokio::test]
 async fn debug_logs_carry_no_token_either() {
+    debug_logs_carry_no_token("debug").await;
+}
+
+#[tokio::test]
+async fn trace_logs_carry_no_token_either() {
+    debug_logs_carry_no_token("trace").await;
+}
+
+async fn debug_logs_carry_no_token(level: &str) {
     let desk = Desk::start().await;
-    let proxy = Proxy::builder().manifest(&desk.manifest(keys())).log_level("debug").start().await;
+    let proxy = Proxy::builder().manifest(&desk.manifest(keys())).log_level(level).start().await;
     let good = proxy.mint("127.0.0.1");
     let expired = proxy.secret(&mint_expired("127.0.0.1"));
     let foreign = proxy.secret(&support::mint_with(support::other_keys(), "127.0.0.1", 420));
@@ -535,6 +544,11 @@ async fn debug_logs_carry_no_token_either() {
         proxy.send(req(Method::GET, &format!("/container/{t}/{port}/x?y=1"))).await;
         proxy.send(req(Method::GET, &format!("/websockify?jwt_token={t}&x=1"))).await;
         proxy.send(req(Method::GET, &format!("/terminals/1?{t}"))).await;
+        // Tokens where no route reads them still never reach a log.
+        proxy.send(req(Method::GET, &format!("/API/x?jwt_token={t}&a=1"))).await;
+        proxy.send(req(Method::GET, &format!("/index.html?{t}"))).await;
+        proxy.send(req(Method::GET, &format!("/img/{t}/x.png"))).await;
+        proxy.send(req(Method::GET, &format!("/container/{t}/99999/x"))).await;
     }
     let logs = proxy.logs();
     assert!(!logs.is_empty(), "nothing logged at debug");
