@@ -589,3 +589,96 @@ async fn a_cached_token_is_refused_once_it_expires() {
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "an expired token served from the cache");
     proxy.finish();
 }
+
+#[tokio::test]
+async fn routes_can_be_added_overridden_and_disabled() {
+    let desk = Desk::start().await;
+    let m = desk
+        .manifest(keys())
+        .route(json!({"name": "console", "enabled": false}))
+        .route(json!({
+            "name": "myapp",
+            "paths": ["/myapp"],
+            "desktopPort": desk.pod.port(),
+            "tokenSources": [{"header": "X-App-Token"}, {"query": "app_token"}],
+            "rewrite": "keep",
+            "websocket": false,
+        }))
+        .route(json!({"name": "spawner", "paths": ["/spawner2"]}));
+    let proxy = Proxy::start(&m).await;
+    let token = proxy.mint("127.0.0.1");
+
+    // An added route with its own token sources (and the Bearer fallback).
+    let seen = through(
+        &desk,
+        &proxy,
+        req(Method::GET, "/myapp/x?y=1").header("X-App-Token", &token),
+        "pod",
+        "/myapp/x?y=1",
+    )
+    .await;
+    assert_eq!(seen.header("x-app-token"), Some(token.as_str()));
+    let seen = proxy.send(req(Method::GET, &format!("/myapp/q?app_token={token}"))).await.seen();
+    assert_eq!(seen.upstream, "pod");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(
+        proxy.send(req(Method::GET, "/myapp").header("Authorization", &bearer)).await.seen().upstream,
+        "pod"
+    );
+    assert_eq!(proxy.send(req(Method::GET, "/myapp").abc(&token)).await.status, StatusCode::UNAUTHORIZED);
+
+    // A disabled route: its paths fall through to the website.
+    let seen = proxy.send(req(Method::GET, "/console/x")).await.seen();
+    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("website", "/console/x"));
+    assert_eq!(desk.up("console").hits(), 0);
+
+    // An overridden route: its new path serves, the old one no longer does.
+    let seen = proxy.send(req(Method::GET, "/spawner2/x").abc(&token)).await.seen();
+    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("spawner", "/spawner2/x"));
+    let seen = proxy.send(req(Method::GET, "/spawner/x").abc(&token)).await.seen();
+    assert_eq!(seen.upstream, "website", "the spawner's replaced path still routes to it");
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn dns_suffix_policy_refuses_before_resolving() {
+    let desk = Desk::start().await;
+    let m = desk.manifest(keys()).set_in(
+        "targets",
+        "allowedDnsSuffixes",
+        json!([".desktop.abcdesktop.svc.cluster.local"]),
+    );
+    let proxy = Proxy::start(&m).await;
+    let inside = proxy.mint("anonymous-0a1b2c3d.desktop.abcdesktop.svc.cluster.local");
+    let outside = proxy.mint("evil.example.com");
+    let resp = proxy.send(req(Method::GET, "/spawner").abc(&inside)).await;
+    assert_eq!(
+        resp.status,
+        StatusCode::BAD_GATEWAY,
+        "an allowed FQDN that does not resolve: {}",
+        resp.text()
+    );
+    let resp = proxy.send(req(Method::GET, "/spawner").abc(&outside)).await;
+    assert!(
+        resp.status == StatusCode::FORBIDDEN || resp.status == StatusCode::UNAUTHORIZED,
+        "a name outside allowedDnsSuffixes: {} {}",
+        resp.status,
+        resp.text()
+    );
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn nothing_is_cached_when_the_cap_is_one_second() {
+    let desk = Desk::start().await;
+    let m = desk.manifest(keys()).set("cache", json!({"ttlCapSeconds": 1, "maxEntries": 100}));
+    let proxy = Proxy::start(&m).await;
+    let token = proxy.mint("127.0.0.1");
+    for _ in 0..3 {
+        assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
+    }
+    let metrics = proxy.metrics().await;
+    assert_eq!(metric_sum(&metrics, "route_token_cache_hits_total", &[]), 0.0, "a hit with a 1 s cap");
+    assert_eq!(metric_sum(&metrics, "route_token_cache_misses_total", &[]), 3.0);
+    proxy.finish();
+}

@@ -243,7 +243,10 @@ async fn keys_and_token_commands_make_what_the_proxy_accepts() {
 async fn https_listener_speaks_http1_and_http2_via_alpn() {
     let up = Upstream::start("spawner").await;
     let (cert_pem, key_pem, cert_der) = support::tls::self_signed();
-    let m = Manifest::new(keys()).port("spawner", up.port()).tls(&cert_pem, &key_pem);
+    let m = Manifest::new(keys())
+        .port("spawner", up.port())
+        .port("websockify", up.port())
+        .tls(&cert_pem, &key_pem);
     let proxy = Proxy::builder().manifest(&m).tls().start().await;
     let token = proxy.mint("127.0.0.1");
     let addr = proxy.https_addr();
@@ -296,6 +299,16 @@ async fn https_listener_speaks_http1_and_http2_via_alpn() {
     proxy.expect_access("GET", "/spawner/y", status.as_u16());
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     let seen = support::Seen::from_json(&serde_json::from_slice(&body).expect("json")).expect("seen");
+    assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
+
+    // A WebSocket over TLS (wss://), as browsers reach the desktop.
+    let tls = support::tls::connect(addr, &[&cert_der], &[b"http/1.1"]).await;
+    let url = format!("wss://localhost/websockify?jwt_token={token}");
+    let (mut socket, _) =
+        within(STEP, "wss handshake", tokio_tungstenite::client_async(url, tls)).await.expect("wss");
+    proxy.expect_access("GET", &format!("/websockify?jwt_token={token}"), 101);
+    let seen = support::ws::greet_and_echo(&mut socket).await;
+    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("spawner", "/"));
     assert_eq!(seen.header("x-forwarded-proto"), Some("https"));
 
     // The plain listener still answers.

@@ -312,3 +312,31 @@ async fn a_512_mib_download_streams_in_bounded_memory() {
     assert!(hwm < 64 * 1024, "the proxy's peak RSS reached {hwm} KiB streaming 512 MiB down");
     proxy.finish();
 }
+
+/// A client that never finishes its request head is cut after `headerReadTimeoutSeconds`.
+#[tokio::test]
+async fn a_slow_request_head_is_cut_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let m = Manifest::new(keys()).set_in("limits", "headerReadTimeoutSeconds", json!(1));
+    let proxy = Proxy::start(&m).await;
+    let mut stream = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: d\r\nX-Slow: ").await.expect("write");
+    let started = Instant::now();
+    let mut buf = Vec::new();
+    let read = support::within(
+        Duration::from_secs(10),
+        "the proxy cuts the slow head",
+        stream.read_to_end(&mut buf),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    drop(read);
+    assert!(elapsed >= Duration::from_millis(900), "cut after {elapsed:?}, before the timeout");
+    assert!(elapsed < Duration::from_secs(5), "cut after {elapsed:?} with headerReadTimeoutSeconds: 1");
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "answered {text:?}");
+    if !text.is_empty() {
+        proxy.expect_access("GET", "/healthz", 408);
+    }
+    proxy.finish();
+}

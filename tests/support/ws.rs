@@ -106,7 +106,10 @@ fn redact_query(pq: &str) -> &str {
 
 /// Reads the echo server's greeting (what the upstream saw), then checks a text and a binary
 /// round trip through the tunnel, then closes. Returns what the upstream saw.
-pub async fn greet_and_echo(ws: &mut Client) -> Seen {
+pub async fn greet_and_echo<S>(ws: &mut WebSocketStream<S>) -> Seen
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let greeting =
         within(STEP, "websocket greeting", ws.next()).await.expect("greeting").expect("greeting ok");
     let Message::Text(text) = greeting else { panic!("greeting is not text: {greeting:?}") };
