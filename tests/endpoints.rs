@@ -682,3 +682,17 @@ async fn nothing_is_cached_when_the_cap_is_one_second() {
     assert_eq!(metric_sum(&metrics, "route_token_cache_misses_total", &[]), 3.0);
     proxy.finish();
 }
+
+#[tokio::test]
+async fn pyos_authorization_passes_through_untouched() {
+    let (desk, proxy) = setup().await;
+    // pyos reads its own user token from Authorization: the Bearer fallback must not eat it.
+    let seen = proxy
+        .send(req(Method::GET, "/API/user/whoami").header("Authorization", "Bearer pyos-user-token"))
+        .await
+        .seen();
+    assert_eq!(seen.upstream, "pyos");
+    assert_eq!(seen.header("authorization"), Some("Bearer pyos-user-token"));
+    assert_eq!(desk.hits_except(&["pyos"]), 0);
+    proxy.finish();
+}
