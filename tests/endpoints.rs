@@ -696,3 +696,21 @@ async fn pyos_authorization_passes_through_untouched() {
     assert_eq!(desk.hits_except(&["pyos"]), 0);
     proxy.finish();
 }
+
+#[tokio::test]
+async fn upstream_statuses_and_head_requests_pass_through() {
+    let (desk, proxy) = setup().await;
+    let token = proxy.mint("127.0.0.1");
+    for status in [201_u16, 204, 302, 404, 500, 503] {
+        let resp = proxy
+            .send(req(Method::GET, "/spawner/x").abc(&token).header("X-Test-Status", &status.to_string()))
+            .await;
+        assert_eq!(resp.status.as_u16(), status, "the upstream's {status}");
+        assert_response_headers(&resp, &format!("upstream {status}"));
+    }
+    let resp = proxy.send(req(Method::HEAD, "/API/x")).await;
+    assert_eq!(resp.status, StatusCode::OK);
+    assert!(resp.body.is_empty(), "a body on HEAD");
+    assert_eq!(desk.up("pyos").last().method, "HEAD");
+    proxy.finish();
+}

@@ -232,3 +232,38 @@ async fn open_tunnels_are_counted_and_idle_ones_are_closed() {
     assert!(elapsed >= Duration::from_millis(800), "closed too early: {elapsed:?}");
     proxy.finish();
 }
+
+#[tokio::test]
+async fn subprotocols_and_upstream_refusals_pass_through() {
+    let desk = Desk::start().await;
+    let m = desk.manifest(keys()).route(json!({"name": "signalling", "readTimeoutSeconds": 1}));
+    let proxy = Proxy::start(&m).await;
+    let t = proxy.mint("127.0.0.1");
+
+    // noVNC asks for the `binary` subprotocol; the upstream's choice comes back.
+    let path = format!("/websockify?jwt_token={t}");
+    match proxy.ws(&path, &[("Sec-WebSocket-Protocol", "binary, base64")]).await {
+        Handshake::Open(mut socket, headers) => {
+            assert_eq!(headers.get("sec-websocket-protocol").and_then(|v| v.to_str().ok()), Some("binary"));
+            let seen = ws::greet_and_echo(&mut socket).await;
+            assert_eq!(seen.header("sec-websocket-protocol"), Some("binary, base64"));
+        }
+        Handshake::Refused(status) => panic!("refused with {status}"),
+    }
+
+    // An upstream that refuses the upgrade: its status reaches the client.
+    match proxy.ws(&format!("/sound?jwt_token={t}"), &[("X-Test-Status", "403")]).await {
+        Handshake::Refused(status) => assert_eq!(status, StatusCode::FORBIDDEN),
+        Handshake::Open(..) => panic!("opened although the upstream refused"),
+    }
+
+    // An upstream that never answers the upgrade: 504 after the route's read timeout.
+    desk.up("signalling").set_behavior(support::Behavior::Hang);
+    let started = Instant::now();
+    match proxy.ws(&format!("/signalling?jwt_token={t}"), &[]).await {
+        Handshake::Refused(status) => assert_eq!(status, StatusCode::GATEWAY_TIMEOUT),
+        Handshake::Open(..) => panic!("opened although the upstream hangs"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5), "504 after {:?}", started.elapsed());
+    proxy.finish();
+}

@@ -262,6 +262,18 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<
         std::future::pending::<()>().await;
     }
 
+    // `X-Test-Status: N` asks for a plain answer with that status (upgrades included).
+    if let Some(status) = seen.header("x-test-status").and_then(|v| v.parse::<u16>().ok()) {
+        let body = serde_json::to_vec(&seen.to_json()).expect("json");
+        record(&shared, seen);
+        let response = Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)).boxed())
+            .expect("response");
+        return Ok(response);
+    }
+
     if super::ws::is_upgrade(&req) {
         seen.websocket = true;
         let response = super::ws::accept(req, seen.to_json());

@@ -38,6 +38,8 @@ pub fn accept(mut req: Request<Incoming>, seen: Value) -> Response<Full<Bytes>> 
             .body(Full::new(Bytes::from_static(b"no sec-websocket-key")))
             .expect("response");
     };
+    let offered =
+        req.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let Ok(upgraded) = upgrade.await else { return };
@@ -56,14 +58,17 @@ pub fn accept(mut req: Request<Incoming>, seen: Value) -> Response<Full<Bytes>> 
             }
         }
     });
-    Response::builder()
+    let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
         .header(http::header::UPGRADE, "websocket")
         .header(http::header::CONNECTION, "Upgrade")
         .header("sec-websocket-accept", derive_accept_key(key.as_bytes()))
-        .header("server", "recording-upstream/1.0")
-        .body(Full::new(Bytes::new()))
-        .expect("response")
+        .header("server", "recording-upstream/1.0");
+    // The first subprotocol offered is chosen (noVNC offers `binary`).
+    if let Some(protocol) = offered.as_deref().and_then(|p| p.split(',').next()) {
+        response = response.header("sec-websocket-protocol", protocol.trim());
+    }
+    response.body(Full::new(Bytes::new())).expect("response")
 }
 
 /// The outcome of a client handshake through the proxy.
