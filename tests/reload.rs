@@ -207,3 +207,47 @@ async fn a_new_tls_certificate_is_served_without_a_restart() {
     .await;
     proxy.finish();
 }
+
+/// A token resolved (and cached) under permissive settings is refused as soon as a reload
+/// tightens them: the cache never outlives the policy that allowed its entries.
+#[tokio::test]
+async fn tightened_policies_apply_to_cached_tokens() {
+    let up = Upstream::start("spawner").await;
+    let base = Manifest::new(keys()).port("spawner", up.port());
+    let mut proxy = Proxy::start(
+        &base.clone().set("jwt", json!({"algorithms": ["RS256", "RS512"], "decryption": "pkcs1v15"})),
+    )
+    .await;
+    // An RS512 token, from `route token --alg RS512`.
+    let dir = tempfile::tempdir().expect("tempdir");
+    keys().write_dir(dir.path()).expect("write keys");
+    let args = ["token", "--keys", dir.path().to_str().unwrap(), "--target", "127.0.0.1", "--alg", "RS512"];
+    let out = support::proxy::run(&args, &[]).await;
+    assert!(out.status.success(), "route token --alg RS512: {}", out.stderr);
+    let rs512 = proxy.secret(out.stdout.trim());
+    let rs256 = proxy.mint("127.0.0.1");
+    for token in [&rs512, &rs256] {
+        for _ in 0..2 {
+            assert_eq!(spawner_reaches(&proxy, token).await.as_deref(), Ok("spawner"));
+        }
+    }
+
+    // RS512 no longer allowed: the cached RS512 token is refused, the RS256 one still works.
+    proxy.update(&base.clone().set("jwt", json!({"algorithms": ["RS256"], "decryption": "pkcs1v15"})));
+    eventually(RELOAD, "the cached RS512 token is refused", || async {
+        (spawner_reaches(&proxy, &rs512).await == Err(StatusCode::UNAUTHORIZED)).then_some(())
+    })
+    .await;
+    assert_eq!(spawner_reaches(&proxy, &rs256).await.as_deref(), Ok("spawner"));
+
+    // Targets restricted to a network that excludes 127.0.0.1: the cached token is refused.
+    proxy.update(&base.clone().set_in("targets", "allowedCidrs", json!(["10.244.0.0/16"])));
+    eventually(RELOAD, "the cached 127.0.0.1 token is refused", || async {
+        spawner_reaches(&proxy, &rs256).await.is_err().then_some(())
+    })
+    .await;
+    let hits = up.hits();
+    assert!(spawner_reaches(&proxy, &rs256).await.is_err());
+    assert_eq!(up.hits(), hits, "a refused token reached the upstream");
+    proxy.finish();
+}
