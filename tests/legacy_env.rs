@@ -163,3 +163,25 @@ async fn pkcs1_private_keys_load_too() {
     assert_ne!(proxy.send(Req::get("/spawner").abc(&token)).await.status, StatusCode::UNAUTHORIZED);
     proxy.finish();
 }
+
+#[tokio::test]
+async fn pyos_fqdn_may_carry_its_port() {
+    let legacy = Legacy::start().await;
+    let proxy = Proxy::builder()
+        .env("JWT_DESKTOP_SIGNING_PUBLIC_KEY", &legacy.signing())
+        .env("JWT_DESKTOP_PAYLOAD_PRIVATE_KEY", &legacy.payload())
+        .env("PYOS_FQDN", &format!("127.0.0.1:{}", legacy.pyos.port()))
+        .start()
+        .await;
+    let seen = proxy.get("/autologin?x=1").await.seen();
+    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("pyos", "/autologin?x=1"));
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn node_name_env_answers_node_in_manifests_mode_too() {
+    let m = support::Manifest::new(keys()).unset("nodeName");
+    let proxy = Proxy::builder().manifest(&m).env("NODE_NAME", "node-from-env").start().await;
+    assert_eq!(proxy.get("/node").await.text().trim(), "node-from-env");
+    proxy.finish();
+}

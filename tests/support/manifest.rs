@@ -67,6 +67,12 @@ impl Manifest {
         self
     }
 
+    /// Removes `spec.<key>` (the default applies).
+    pub fn unset(mut self, key: &str) -> Self {
+        self.spec.remove(key);
+        self
+    }
+
     /// Sets `spec.<section>.<key>` to `value`.
     pub fn set_in(mut self, section: &str, key: &str, value: Value) -> Self {
         self.obj(section).insert(key.to_owned(), value);
