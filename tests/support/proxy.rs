@@ -30,7 +30,7 @@ use super::ws::{self, Handshake};
 pub const BIN: &str = env!("CARGO_BIN_EXE_route");
 
 /// How long the checks at the end wait for access lines to be written.
-const ACCESS_LOG_WAIT: Duration = Duration::from_secs(5);
+const ACCESS_LOG_WAIT: Duration = Duration::from_secs(3);
 
 /// A request the proxy answered, to find in its access log.
 #[derive(Debug, Clone)]
