@@ -714,3 +714,53 @@ async fn upstream_statuses_and_head_requests_pass_through() {
     assert_eq!(desk.up("pyos").last().method, "HEAD");
     proxy.finish();
 }
+
+#[tokio::test]
+async fn auth_failures_are_counted_by_reason() {
+    use route_proxy::auth::mint::Minter;
+    let desk = Desk::start().await;
+    let m = desk.manifest(keys()).set_in("targets", "containerPorts", json!([desk.pod.port()])).set_in(
+        "targets",
+        "allowedDnsSuffixes",
+        json!([".cluster.local"]),
+    );
+    let proxy = Proxy::start(&m).await;
+    let now = support::unix_now();
+    // Signed by the trusted key, but the hash is encrypted for another payload key.
+    let other_payload =
+        Minter::new(keys().signing_private.as_bytes(), support::other_keys().payload_public.as_bytes())
+            .expect("minter")
+            .mint("127.0.0.1", now, now + 420)
+            .expect("mint");
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("missing", None),
+        ("malformed", Some("not-a-token".to_owned())),
+        ("expired", Some(mint_expired("127.0.0.1"))),
+        ("signature", Some(support::mint_with(support::other_keys(), "127.0.0.1", 420))),
+        ("decrypt", Some(other_payload)),
+        ("target_policy", Some(support::mint("evil.example.com"))),
+    ];
+    for (reason, token) in &cases {
+        let mut request = req(Method::GET, "/spawner");
+        if let Some(t) = token {
+            request = request.abc(&proxy.secret(t));
+        }
+        let resp = proxy.send(request).await;
+        assert!(resp.status.is_client_error(), "{reason}: {}", resp.status);
+    }
+    let token = proxy.mint("127.0.0.1");
+    let resp = proxy.send(req(Method::GET, &format!("/container/{token}/{}/x", desk.victim.port()))).await;
+    assert!(resp.status.is_client_error(), "port_policy: {}", resp.status);
+
+    let metrics = proxy.metrics().await;
+    for reason in cases.iter().map(|(r, _)| *r).chain(["port_policy"]) {
+        let label = format!("reason=\"{reason}\"");
+        assert_eq!(
+            metric_sum(&metrics, "route_auth_failures_total", &[&label]),
+            1.0,
+            "route_auth_failures_total{{{label}}}:\n{metrics}"
+        );
+    }
+    assert_eq!(desk.hits_except(&[]), 0);
+    proxy.finish();
+}
