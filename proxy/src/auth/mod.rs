@@ -168,11 +168,14 @@ impl Resolver {
             }
             cache.invalidate(&key).await;
         }
-        self.metrics.cache_misses.inc();
         let owned_token = token.to_owned();
         let owned_settings = Arc::clone(settings);
+        // Only the caller whose future runs does RSA work: a miss. Callers that waited for it
+        // (concurrent first uses of one token) count as hits.
+        let did_work = std::sync::atomic::AtomicBool::new(false);
         let resolved = cache
-            .get_or_resolve(key, async move {
+            .get_or_resolve(key, async {
+                did_work.store(true, std::sync::atomic::Ordering::Relaxed);
                 // One RSA private operation costs 0.1 to 7 ms: off the reactor, so that the
                 // cache hits of other clients keep flowing while it runs.
                 tokio::task::spawn_blocking(move || {
@@ -182,7 +185,13 @@ impl Resolver {
                 .unwrap_or(Err(AuthError::Internal))
             })
             .await
-            .map_err(|err| *err)?;
+            .map_err(|err| *err);
+        if did_work.load(std::sync::atomic::Ordering::Relaxed) {
+            self.metrics.cache_misses.inc();
+        } else {
+            self.metrics.cache_hits.inc();
+        }
+        let resolved = resolved?;
         // A coalesced answer may have been computed under the previous snapshot.
         if resolved.still_valid(settings, now) {
             Ok(resolved)

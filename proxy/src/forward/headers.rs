@@ -52,10 +52,16 @@ pub fn to_upstream(
 ) {
     strip_hop_by_hop(headers);
     let client_ip = peer.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
-        _ => client_ip.clone(),
-    };
+    // Every earlier hop, from every `X-Forwarded-For` line in order, then the client.
+    let mut forwarded_for = String::new();
+    for previous in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+        let previous = previous.trim();
+        if !previous.is_empty() {
+            forwarded_for.push_str(previous);
+            forwarded_for.push_str(", ");
+        }
+    }
+    forwarded_for.push_str(&client_ip);
     if !headers.contains_key(header::HOST)
         && let Some(host) = authority.and_then(|a| HeaderValue::from_str(a).ok())
     {
@@ -125,13 +131,14 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
             ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-for", "5.6.7.8"),
             ("x-real-ip", "6.6.6.6"),
             ("cookie", "a=b"),
             ("abcauthorization", "Bearer t"),
         ]);
         to_upstream(&mut h, "10.0.0.9:5555".parse().unwrap(), "https", None, None);
         assert_eq!(h["host"], "desk.example");
-        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 10.0.0.9");
+        assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.9");
         assert_eq!(h["x-real-ip"], "10.0.0.9");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "desk.example");
