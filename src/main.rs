@@ -29,7 +29,13 @@ const POLL: Duration = Duration::from_millis(250);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format, cli.log_level.as_deref());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    // ROUTE_WORKERS: async worker threads (default: one per core), for benchmarks that pin
+    // the proxy beside a load generator and compare it with nginx at equal worker counts.
+    if let Some(workers) = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok()) {
+        runtime.worker_threads(workers);
+    }
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("route: cannot start the runtime: {err}");
