@@ -16,8 +16,19 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod routes;
+mod rules;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt as _;
 
 pub use routes::{PortsSpec, RewriteSpec, RouteSpec, ServiceSpec, TokenSourceSpec};
+pub use rules::{BUILTIN_ROUTES, BUILTIN_SERVICES, SERVICE_ROUTES};
+
+/// The CustomResourceDefinition of `RouteConfig`, generated from these types: what `route crd`
+/// prints and `charts/route/crds/` holds.
+pub fn crd() -> CustomResourceDefinition {
+    RouteConfig::crd()
+}
 
 /// The API group of the resource.
 pub const GROUP: &str = "route.abcdesktop.io";
@@ -36,6 +47,8 @@ pub const PAYLOAD_SECRET: &str = "abcdesktopjwtdesktoppayload";
 pub const PAYLOAD_KEY: &str = "abcdesktop_jwt_desktop_payload_private_key.pem";
 
 /// How `route` authenticates desktop tokens and where it routes each path.
+// Each printer column repeats `type_ = ...`, which clippy takes for a repeated attribute.
+#[allow(clippy::duplicated_attributes)]
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[kube(
     group = "route.abcdesktop.io",
@@ -46,6 +59,32 @@ pub const PAYLOAD_KEY: &str = "abcdesktop_jwt_desktop_payload_private_key.pem";
     shortname = "rtc",
     derive = "PartialEq",
     derive = "Default",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].status"#,
+        description = "Whether the current spec and Secrets are being served"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = r#".status.conditions[?(@.type=="Ready")].reason"#,
+        priority = 1
+    ),
+    printcolumn(
+        name = "Signing",
+        type_ = "string",
+        json_path = ".status.signingKeyFingerprints[0]",
+        description = "Fingerprint of the current desktop signing public key"
+    ),
+    printcolumn(
+        name = "Payload",
+        type_ = "string",
+        json_path = ".status.payloadKeyFingerprints[0]",
+        description = "Fingerprint of the current desktop payload private key"
+    ),
+    printcolumn(name = "Reloaded", type_ = "date", json_path = ".status.lastReload", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     doc = "Configuration of route, the JWT-authenticated desktop router of abcdesktop"
 )]
 #[serde(rename_all = "camelCase")]
@@ -61,12 +100,20 @@ pub struct RouteConfigSpec {
     /// Fixed upstreams (no token), merged by name over the built-ins `pyos` (pyos:8000),
     /// `website` (website:80), `console` (console:80) and `speedtest` (speedtest:80).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend(
+        "maxProperties" = 64,
+        "x-kubernetes-validations" = [
+            {"rule": rules::SERVICE_NAMES, "message": "a service name is letters, digits, '-' and '_' (at most 63)"},
+            {"rule": rules::NEW_SERVICE_HOST, "message": "a new service needs a host"},
+        ]
+    ))]
     pub services: BTreeMap<String, ServiceSpec>,
     #[serde(default)]
     pub ports: PortsSpec,
     /// Merged by name over the built-in route table: override fields of a built-in, add a new
     /// route, or disable one with `enabled: false`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub routes: Vec<RouteSpec>,
     #[serde(default)]
     pub limits: LimitsSpec,
@@ -75,6 +122,7 @@ pub struct RouteConfigSpec {
     pub node_name: String,
     /// Folder served under `/.well-known/acme-challenge/`; empty means off.
     #[serde(default)]
+    #[schemars(pattern(r"^(/.*)?$"))]
     pub acme_challenge_dir: String,
     /// Certificate and key of the HTTPS listener.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,8 +161,10 @@ fn default_grace_seconds() -> u64 {
 #[serde(rename_all = "camelCase")]
 pub struct SigningKeyRef {
     #[serde(default = "default_signing_secret")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub secret_name: String,
     #[serde(default = "default_signing_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -137,8 +187,10 @@ fn default_signing_key() -> String {
 #[serde(rename_all = "camelCase")]
 pub struct PayloadKeyRef {
     #[serde(default = "default_payload_secret")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub secret_name: String,
     #[serde(default = "default_payload_key")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -162,11 +214,13 @@ fn default_payload_key() -> String {
 pub struct JwtSpec {
     /// Accepted JWS algorithms: RS256, RS384, RS512, PS256, PS384 or PS512 (the keys are RSA).
     #[serde(default = "default_algorithms")]
+    #[schemars(schema_with = "rules::algorithms")]
     pub algorithms: Vec<String>,
     #[serde(default)]
     pub decryption: DecryptionSpec,
     /// Headers tried after each route's own token sources; a leading `Bearer ` is stripped.
     #[serde(default = "default_fallback_headers")]
+    #[schemars(length(max = 16), inner(pattern(r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$")))]
     pub fallback_headers: Vec<String>,
 }
 
@@ -233,13 +287,18 @@ fn default_max_entries() -> u64 {
 pub struct TargetsSpec {
     /// Networks an IP target must be in, e.g. `10.244.0.0/16`.
     #[serde(default)]
+    #[schemars(length(max = 64), inner(pattern(r"^\s*[0-9A-Fa-f:.]+/[0-9]{1,3}\s*$")))]
     pub allowed_cidrs: Vec<String>,
     /// Suffixes a DNS target must end with, e.g. `.desktop.abcdesktop.svc.cluster.local`.
     #[serde(default)]
+    #[schemars(
+        length(max = 64),
+        inner(pattern(r"^\s*\.?[A-Za-z0-9_-]{1,63}(\.[A-Za-z0-9_-]{1,63})*\.?\s*$"))
+    )]
     pub allowed_dns_suffixes: Vec<String>,
     /// Ports `/container/` may reach.
     #[serde(default)]
-    #[schemars(inner(range(min = 1, max = 65535)))]
+    #[schemars(length(max = 64), inner(range(min = 1, max = 65535)))]
     pub container_ports: Vec<i32>,
 }
 
@@ -283,6 +342,7 @@ fn default_header_read_timeout() -> u64 {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsSpec {
+    #[schemars(length(min = 1, max = 253), pattern(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
     pub secret_name: String,
 }
 
@@ -293,7 +353,9 @@ pub struct RouteConfigStatus {
     /// The `metadata.generation` the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`, and `SettingsRejected` with the exact errors when the last change was refused.
     #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// Fingerprints (`sha256:` + 16 hex digits) of the trusted signing keys, current first.
     #[serde(default)]
@@ -309,3 +371,7 @@ pub struct RouteConfigStatus {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests;
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod cel_tests;

@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceSpec {
+    /// A DNS name or an IP address; no scheme, port or path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(r"^[A-Za-z0-9_.:\[\]-]+$"))]
     pub host: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 65535))]
@@ -133,10 +135,20 @@ impl PortsSpec {
 /// `container: true` may be given; a new route needs exactly one.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": crate::rules::ONE_TARGET, "message": "give one of desktopPort, service or container: true, not several"},
+    {"rule": crate::rules::NEW_ROUTE_TARGET, "message": "a new route needs one of desktopPort, service or container: true"},
+    {"rule": crate::rules::NEW_ROUTE_PATHS, "message": "a new route needs at least one path"},
+    {"rule": crate::rules::SOME_PATHS, "message": "paths: empty: a route needs at least one path"},
+    {"rule": crate::rules::SERVICE_NO_TOKEN, "message": "tokenSources: a service route takes no token"},
+]))]
 pub struct RouteSpec {
+    /// A built-in route's name overrides it; any other name adds a route.
+    #[schemars(length(min = 1, max = 63), pattern(r"^[A-Za-z0-9_-]+$"))]
     pub name: String,
     /// Path prefixes, matched anchored and on a segment boundary.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), inner(length(max = 1024), pattern(r"^/[^?#\s]*$")))]
     pub paths: Option<Vec<String>>,
     /// The desktop pod port the token's target is reached on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,12 +156,14 @@ pub struct RouteSpec {
     pub desktop_port: Option<i32>,
     /// A fixed upstream from `services`; no token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(r"^[A-Za-z0-9_-]+$"))]
     pub service: Option<String>,
     /// `/container/<JWT>/<port>/...` and `/container/<port>` addressing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<bool>,
     /// Where the token is found, in order (before `jwt.fallbackHeaders`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 8))]
     pub token_sources: Option<Vec<TokenSourceSpec>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rewrite: Option<RewriteSpec>,
@@ -171,12 +185,18 @@ pub struct RouteSpec {
 /// One place a token may be: exactly one field is set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": crate::rules::ONE_SOURCE, "message": "give exactly one of header, query or rawQuery: true"},
+    {"rule": crate::rules::RAW_QUERY_TRUE, "message": "rawQuery: false: leave the source out instead"},
+]))]
 pub struct TokenSourceSpec {
     /// A request header (`Bearer ` is stripped).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), pattern(r"^[-!#$%&'*+.^_`|~0-9A-Za-z]+$"))]
     pub header: Option<String>,
     /// A query parameter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256), pattern(r"^[^&=#? ]+$"))]
     pub query: Option<String>,
     /// `true`: the whole raw query string is the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -11,6 +11,9 @@ use crate::translate::ConfigError;
 pub enum Error {
     #[error("invalid configuration: {}", Listed(.0))]
     Invalid(Vec<ConfigError>),
+    /// No usable Kubernetes client configuration (in-cluster or KUBECONFIG).
+    #[error("Kubernetes client configuration: {0}")]
+    KubeConfig(#[source] kube::Error),
 }
 
 impl From<Vec<ConfigError>> for Error {

@@ -8,9 +8,11 @@
 //!
 //! Sources:
 //! - [`manifests`]: YAML files as one would `kubectl apply` them (a RouteConfig and Secrets);
-//! - [`legacy_env`]: the original OpenResty router's environment variables, as a drop-in.
+//! - [`legacy_env`]: the original OpenResty router's environment variables, as a drop-in;
+//! - [`kube`]: a RouteConfig and its Secrets in the cluster, watched.
 
 mod error;
+pub mod kube;
 pub mod legacy_env;
 pub mod manifests;
 mod poll;

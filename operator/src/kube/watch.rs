@@ -1,0 +1,138 @@
+//! One watcher per object: the RouteConfig, and each Secret it names, every one by name
+//! (`fieldSelector=metadata.name=<name>`), so that RBAC can grant `get`/`list`/`watch` on
+//! those names alone (`resourceNames`).
+//!
+//! kube-runtime's watcher lists then watches, resumes from the last resourceVersion after a
+//! dropped connection, relists when the server answers 410 Gone, and with `default_backoff()`
+//! retries failures with exponential backoff (0.8 s doubling to 30 s, with jitter). Each
+//! watcher turns its stream into [`Update`]s of its one object: the first list (and every
+//! relist) gives one update, whether it found the object or not.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+use route_crds::RouteConfig;
+use serde::de::DeserializeOwned;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+
+use super::state::{SecretData, Update};
+
+/// Watches the RouteConfig `name` in `namespace`, sending its updates on `tx` until the
+/// receiver is gone.
+pub(crate) fn route_config(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    tx: mpsc::Sender<Update>,
+) -> JoinHandle<()> {
+    let api: Api<RouteConfig> = Api::namespaced(client, namespace);
+    let span = tracing::info_span!("watch", kind = "RouteConfig", %namespace, %name);
+    tokio::spawn(one(api, name.to_owned(), tx, |rc| Update::RouteConfig(rc.map(Box::new))).instrument(span))
+}
+
+/// The Secret watchers, one per name the RouteConfig refers to.
+pub(crate) struct SecretWatchers {
+    client: Client,
+    namespace: String,
+    tx: mpsc::Sender<Update>,
+    running: BTreeMap<String, JoinHandle<()>>,
+}
+
+impl SecretWatchers {
+    pub(crate) fn new(client: Client, namespace: &str, tx: mpsc::Sender<Update>) -> Self {
+        Self { client, namespace: namespace.to_owned(), tx, running: BTreeMap::new() }
+    }
+
+    /// Starts a watcher for each name in `wanted` without one and stops the others.
+    pub(crate) fn set(&mut self, wanted: &BTreeSet<String>) {
+        self.running.retain(|name, task| {
+            let keep = wanted.contains(name);
+            if !keep {
+                tracing::info!(secret = %name, "no longer named: stopped watching");
+                task.abort();
+            }
+            keep
+        });
+        for name in wanted {
+            if self.running.contains_key(name) {
+                continue;
+            }
+            tracing::info!(secret = %name, namespace = %self.namespace, "watching");
+            let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
+            let span = tracing::info_span!("watch", kind = "Secret", namespace = %self.namespace, %name);
+            let secret = name.clone();
+            let task = one(api, name.clone(), self.tx.clone(), move |s: Option<Secret>| Update::Secret {
+                name: secret.clone(),
+                data: s.map(secret_data),
+            });
+            self.running.insert(name.clone(), tokio::spawn(task.instrument(span)));
+        }
+    }
+}
+
+impl Drop for SecretWatchers {
+    fn drop(&mut self) {
+        for task in self.running.values() {
+            task.abort();
+        }
+    }
+}
+
+/// `data`, then `stringData` over it (a server never returns `stringData`, but a stand-in might).
+fn secret_data(secret: Secret) -> SecretData {
+    let mut data: SecretData = secret.data.unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect();
+    for (key, value) in secret.string_data.unwrap_or_default() {
+        data.insert(key, value.into_bytes());
+    }
+    data
+}
+
+/// Runs the watcher of the one object `name` and sends what it sees, as `update` makes it.
+async fn one<K, F>(api: Api<K>, name: String, tx: mpsc::Sender<Update>, update: F)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
+    F: Fn(Option<K>) -> Update,
+{
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    // What the list in progress found (the field selector lets at most one object through).
+    let mut listed: Option<K> = None;
+    let mut failing = false;
+    while let Some(event) = stream.next().await {
+        let sent = match event {
+            Ok(Event::Init) => {
+                listed = None;
+                continue;
+            }
+            Ok(Event::InitApply(object)) => {
+                listed = Some(object);
+                continue;
+            }
+            Ok(Event::InitDone) => {
+                if failing {
+                    tracing::info!("listed again");
+                    failing = false;
+                }
+                tx.send(update(listed.take())).await
+            }
+            Ok(Event::Apply(object)) => tx.send(update(Some(object))).await,
+            Ok(Event::Delete(_)) => tx.send(update(None)).await,
+            Err(err) => {
+                // The stream backs off before its next attempt; the proxy keeps serving.
+                tracing::warn!(error = %err, "watch failed; retrying with backoff");
+                failing = true;
+                continue;
+            }
+        };
+        if sent.is_err() {
+            return;
+        }
+    }
+}
