@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Assertions on the manifests `helm template` rendered from charts/route (one values file).
+
+usage: check_rendered.py RENDERED.yaml VALUES_NAME
+Prints one `ok`/`FAIL` line per check; exits 1 when any failed.
+"""
+import sys
+
+import yaml
+
+path, name = sys.argv[1], sys.argv[2]
+docs = [d for d in yaml.safe_load_all(open(path)) if d]
+by_kind = {}
+for d in docs:
+    by_kind.setdefault(d["kind"], []).append(d)
+failed = 0
+
+
+def check(what, cond):
+    global failed
+    print(f"{'ok  ' if cond else 'FAIL'} [{name}] {what}")
+    if not cond:
+        failed += 1
+
+
+def one(kind):
+    items = by_kind.get(kind, [])
+    return items[0] if len(items) == 1 else None
+
+
+# Nothing cluster-wide: the CRD lives in crds/, not in templates.
+cluster = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace",
+           "PriorityClass", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+check("no cluster-scoped objects", not (cluster & by_kind.keys()))
+check("every object is namespaced in the release namespace",
+      all(d["metadata"].get("namespace") == "abcdesktop" for d in docs))
+
+dep = one("Deployment")
+check("one Deployment", dep is not None)
+pod = dep["spec"]["template"]["spec"]
+(c,) = pod["containers"]
+psc, csc = pod.get("securityContext", {}), c.get("securityContext", {})
+check("pod runs as non-root", psc.get("runAsNonRoot") is True and csc.get("runAsNonRoot") is True)
+check("fixed non-root UID", isinstance(csc.get("runAsUser"), int) and csc["runAsUser"] > 0)
+check("read-only root filesystem", csc.get("readOnlyRootFilesystem") is True)
+check("no privilege escalation", csc.get("allowPrivilegeEscalation") is False)
+check("all capabilities dropped, none added",
+      csc.get("capabilities", {}).get("drop") == ["ALL"] and not csc["capabilities"].get("add"))
+check("seccomp RuntimeDefault", csc.get("seccompProfile", {}).get("type") == "RuntimeDefault"
+      and psc.get("seccompProfile", {}).get("type") == "RuntimeDefault")
+check("not privileged", not csc.get("privileged"))
+check("no hostNetwork/hostPID/hostIPC", not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC")))
+check("no hostPath volumes", not any("hostPath" in v for v in pod.get("volumes", [])))
+check("runs `serve --kube`", c["args"][:2] == ["serve", "--kube"])
+check("resources set", bool(c.get("resources", {}).get("requests")))
+check("liveness /healthz", c["livenessProbe"]["httpGet"]["path"] == "/healthz")
+check("readiness /readyz", c["readinessProbe"]["httpGet"]["path"] == "/readyz")
+env = {e["name"]: e for e in c["env"]}
+check("NODE_NAME from the downward API",
+      env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName")
+check("POD_NAMESPACE from the downward API",
+      env.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace")
+check("ROUTE_CONFIG_NAME set", bool(env.get("ROUTE_CONFIG_NAME", {}).get("value")))
+config_name = env["ROUTE_CONFIG_NAME"]["value"]
+check("checksum annotation", "checksum/config" in dep["spec"]["template"]["metadata"].get("annotations", {}))
+check("no service links (PYOS_* of a Service named pyos)", pod.get("enableServiceLinks") is False)
+
+rc = one("RouteConfig")
+drain = 30
+if rc is not None:
+    check("RouteConfig named as ROUTE_CONFIG_NAME", rc["metadata"]["name"] == config_name)
+    drain = rc["spec"].get("limits", {}).get("drainSeconds", 30)
+check("terminationGracePeriodSeconds > drain deadline", pod["terminationGracePeriodSeconds"] > drain)
+
+role = one("Role")
+check("one Role", role is not None)
+secret_rules = [r for r in role["rules"] if "secrets" in r["resources"]]
+check("Secret access only by resourceNames",
+      bool(secret_rules) and all(r.get("resourceNames") for r in secret_rules))
+check("Secret access read-only", all(set(r["verbs"]) <= {"get", "list", "watch"} for r in secret_rules))
+key_names = set()
+if rc is not None:
+    keys = rc["spec"]["keys"]
+    key_names = {keys["signing"]["secretName"], keys["payload"]["secretName"]}
+    if rc["spec"].get("tls"):
+        key_names.add(rc["spec"]["tls"]["secretName"])
+    check("Role names exactly the Secrets the RouteConfig names",
+          set(n for r in secret_rules for n in r["resourceNames"]) == key_names)
+rc_rules = [r for r in role["rules"] if any(x.startswith("routeconfigs") for x in r["resources"])]
+check("RouteConfig access limited to its name",
+      all(r.get("resourceNames") == [config_name] for r in rc_rules))
+check("no write to the RouteConfig spec",
+      all(not (set(r["verbs"]) & {"patch", "update", "create", "delete"}) for r in rc_rules
+          if r["resources"] == ["routeconfigs"]))
+check("no wildcard verbs or resources",
+      all("*" not in r["verbs"] and "*" not in r["resources"] for r in role["rules"]))
+other = [r for r in role["rules"] if r not in secret_rules and r not in rc_rules]
+check("everything else is creating/patching Events",
+      all(r["resources"] == ["events"] and set(r["verbs"]) <= {"create", "patch"} for r in other))
+rb = one("RoleBinding")
+check("RoleBinding binds the Role to the pod's ServiceAccount",
+      rb["roleRef"]["name"] == role["metadata"]["name"]
+      and rb["subjects"][0]["name"] == pod["serviceAccountName"])
+
+svc = one("Service")
+ports = {p["name"]: p for p in svc["spec"]["ports"]}
+check("Service http -> http", ports["http"]["targetPort"] == "http")
+if "--tls-listen" in " ".join(c["args"]):
+    check("Service https -> https", ports.get("https", {}).get("targetPort") == "https")
+
+print(f"{name}: {len(docs)} objects, {failed} failed checks")
+sys.exit(1 if failed else 0)
