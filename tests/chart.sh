@@ -4,7 +4,8 @@
 # `route-test-apiserver`):
 #   1. hadolint on the Dockerfile;
 #   2. helm lint --strict and helm template with the default values and each charts/route/ci/*;
-#      a wrong value must fail at install (values.schema.json);
+#      a wrong value must fail at install (values.schema.json); docs/configuration.md matches
+#      the CRD (docs/gen-reference --check);
 #   3. assertions on every rendering (tests/chart/check_rendered.py): least-privilege RBAC,
 #      non-root, read-only root filesystem, no capabilities, probes, downward API, ...;
 #   4. the default rendering applied with the real kubectl to the in-memory Kubernetes API test
@@ -58,6 +59,9 @@ if ls "$CHART"/crds/*.yaml >/dev/null 2>&1; then
   crd=$(ls "$CHART"/crds/*.yaml)
 elif "$BIN/route" crd >"$work/crd.yaml" 2>/dev/null; then
   crd="$work/crd.yaml"
+fi
+if [ -n "$crd" ]; then
+  step "docs/configuration.md is current (else run docs/gen-reference)" python3 docs/gen-reference "$crd" --check
 fi
 if [ -z "$crd" ] || ! "$BIN/route" serve --help 2>/dev/null | grep -q -- '--kube'; then
   echo "skip apply-and-serve: no CRD in $CHART/crds and no \`route crd\`/\`serve --kube\` in this build"
