@@ -6,33 +6,46 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-/// What the access line says of a request.
+/// What the access line says of a request. It holds the request's URI as received (a cheap
+/// reference-counted clone) and redacts it only when a line is written.
 #[derive(Debug)]
 pub struct AccessRecord {
     pub method: http::Method,
-    /// Path and query, tokens redacted.
-    pub path: String,
+    pub uri: http::Uri,
     pub route: Arc<str>,
     pub status: u16,
     pub started: Instant,
-    /// `host:port` of the upstream, when one was chosen.
-    pub upstream: Option<String>,
+    /// The upstream host and port, when one was chosen.
+    pub upstream: Option<(Arc<str>, u16)>,
     pub peer: SocketAddr,
     pub body_error: Option<String>,
 }
 
 impl AccessRecord {
+    /// The path and query for a log line, tokens redacted.
+    pub fn path(&self) -> String {
+        redact(self.uri.path(), self.uri.query())
+    }
+
+    /// `host:port` of the upstream, or `-`.
+    pub fn upstream(&self) -> String {
+        self.upstream.as_ref().map_or_else(|| "-".to_owned(), |(host, port)| format!("{host}:{port}"))
+    }
+
     pub fn write(&self, bytes: u64) {
+        if !tracing::enabled!(target: "route::access", tracing::Level::INFO) {
+            return;
+        }
         let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
         tracing::info!(
             target: "route::access",
             method = %self.method,
-            path = %self.path,
+            path = %self.path(),
             route = %self.route,
             status = self.status,
             duration_ms,
             bytes,
-            upstream = self.upstream.as_deref().unwrap_or("-"),
+            upstream = %self.upstream(),
             peer = %self.peer,
             body_error = self.body_error.as_deref(),
             "request"

@@ -10,7 +10,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::access::{self, AccessRecord};
+use crate::access::AccessRecord;
 use crate::auth::{AuthError, Resolver, extract};
 use crate::builtins::{self, text};
 use crate::forward::{ProxyError, RequestBody, ResponseBody, compress, headers, http1::Upstreams, tunnel};
@@ -96,7 +96,7 @@ impl Proxy {
         let settings = self.settings();
         let mut record = AccessRecord {
             method: request.method().clone(),
-            path: access::redact(request.uri().path(), request.uri().query()),
+            uri: request.uri().clone(),
             route: Arc::from("-"),
             status: 0,
             started,
@@ -118,7 +118,7 @@ impl Proxy {
                 tracing::warn!(
                     reason = refusal.reason,
                     route = %record.route,
-                    path = %record.path,
+                    path = %record.path(),
                     peer = %conn.peer,
                     status = refusal.status.as_u16(),
                     "request refused"
@@ -128,7 +128,7 @@ impl Proxy {
             }
         };
         record.route = Arc::clone(&plan.route.name);
-        record.upstream = Some(format!("{}:{}", plan.host, plan.port));
+        record.upstream = Some((Arc::clone(&plan.host), plan.port));
         if let Some(limit) = plan.route.max_body
             && content_length(&parts).is_some_and(|len| len > limit)
         {
@@ -148,8 +148,8 @@ impl Proxy {
                     error = %err,
                     kind = err.kind(),
                     route = %record.route,
-                    upstream = record.upstream.as_deref().unwrap_or("-"),
-                    path = %record.path,
+                    upstream = %record.upstream(),
+                    path = %record.path(),
                     "upstream request failed"
                 );
                 let status = err.status();
@@ -220,7 +220,7 @@ impl Proxy {
         };
         let resolved = self.resolver.resolve(token, settings).await.map_err(refuse)?;
         let target = &resolved.target;
-        Ok(Plan { host: Arc::from(target.host()), ip: target.ip(), port, path_and_query, route })
+        Ok(Plan { host: Arc::clone(target.shared_host()), ip: target.ip(), port, path_and_query, route })
     }
 
     async fn forward(
@@ -304,10 +304,10 @@ impl Proxy {
     fn finish(&self, response: Response<ResponseBody>, mut record: AccessRecord) -> Response<ResponseBody> {
         let status = response.status();
         record.status = status.as_u16();
-        let route = record.route.to_string();
+        let route = Arc::clone(&record.route);
         self.metrics
             .requests
-            .get_or_create(&RequestLabels { route: route.clone(), class: status_class(status) })
+            .get_or_create(&RequestLabels { route: Arc::clone(&route), class: status_class(status) })
             .inc();
         self.metrics
             .request_duration

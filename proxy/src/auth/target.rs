@@ -39,6 +39,11 @@ impl Target {
         &self.host
     }
 
+    /// The host, shared (no copy on the request path).
+    pub fn shared_host(&self) -> &Arc<str> {
+        &self.host
+    }
+
     pub fn ip(&self) -> Option<IpAddr> {
         self.ip
     }
