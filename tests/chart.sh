@@ -63,7 +63,7 @@ fi
 if [ -n "$crd" ]; then
   step "docs/configuration.md is current (else run docs/gen-reference)" python3 docs/gen-reference "$crd" --check
 fi
-if [ -z "$crd" ] || ! "$BIN/route" serve --help 2>/dev/null | grep -q -- '--kube'; then
+if [ -z "$crd" ] || ! "$BIN/route" serve --help 2>/dev/null | grep -c -- '--kube' >/dev/null; then
   echo "skip apply-and-serve: no CRD in $CHART/crds and no \`route crd\`/\`serve --kube\` in this build"
 else
   export KUBECONFIG="$work/kubeconfig"
