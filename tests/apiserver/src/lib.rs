@@ -46,7 +46,8 @@
 //! # What it does not do
 //!
 //! No authentication or authorization (no RBAC: every request is allowed), no TLS, no
-//! admission, no protobuf or CBOR, no pagination (`limit` is ignored: every item comes in one
+//! admission, no CBOR, protobuf only for request bodies of Secrets, Namespaces and
+//! DeleteOptions (what kubectl's typed clients send; answers are JSON), no pagination (`limit` is ignored: every item comes in one
 //! page, which the API allows; a `continue` token is refused), no garbage collection of
 //! `ownerReferences`, no other built-in kinds (Pods, ConfigMaps, Leases... answer 404), no CRD
 //! conversion webhooks (versions of a CRD are served as-is, `apiVersion` rewritten: the `None`
@@ -65,6 +66,7 @@ mod meta;
 mod openapi;
 mod ops;
 mod patch;
+mod protobuf;
 mod query;
 mod resources;
 mod router;
@@ -305,17 +307,26 @@ impl TestApiServer {
 }
 
 fn status_error(code: u16, body: &Value) -> ApiError {
-    let reason = match body.get("reason").and_then(Value::as_str) {
-        Some("NotFound") => "NotFound",
-        Some("AlreadyExists") => "AlreadyExists",
-        Some("Conflict") => "Conflict",
-        Some("Invalid") => "Invalid",
-        Some("BadRequest") => "BadRequest",
-        Some("Expired") => "Expired",
-        Some("MethodNotAllowed") => "MethodNotAllowed",
-        Some("Forbidden") => "Forbidden",
-        _ => "",
-    };
+    const REASONS: [&str; 16] = [
+        "NotFound",
+        "AlreadyExists",
+        "Conflict",
+        "Invalid",
+        "BadRequest",
+        "Expired",
+        "Gone",
+        "MethodNotAllowed",
+        "Forbidden",
+        "Unauthorized",
+        "Timeout",
+        "InternalError",
+        "ServiceUnavailable",
+        "TooManyRequests",
+        "UnsupportedMediaType",
+        "NotAcceptable",
+    ];
+    let given = body.get("reason").and_then(Value::as_str).unwrap_or("");
+    let reason = REASONS.iter().find(|r| **r == given).copied().unwrap_or("");
     let message = body.get("message").and_then(Value::as_str).unwrap_or("").to_owned();
     let mut e = ApiError::new(code, reason, message);
     e.details = body.get("details").cloned();

@@ -188,6 +188,7 @@ fn body_json(req: &Incoming<'_>) -> ApiResult<Value> {
             .map_err(|e| ApiError::bad_request(format!("error decoding from json: {e}"))),
         "application/yaml" => serde_yaml::from_slice(req.body)
             .map_err(|e| ApiError::bad_request(format!("error decoding from yaml: {e}"))),
+        "application/vnd.kubernetes.protobuf" => crate::protobuf::decode(req.body),
         other => Err(ApiError::unsupported_media_type(other, &["application/json", "application/yaml"])),
     }
 }
