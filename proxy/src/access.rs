@@ -56,7 +56,8 @@ impl AccessRecord {
 const REDACTED: &str = "<redacted>";
 
 /// The path and query with every token-like part replaced: any `jwt_token` value, any path
-/// segment or query part that looks like a compact JWS, and a raw query on `/terminals`.
+/// segment or query part that looks like a compact JWS, and any query part of 16 bytes or more
+/// without `=` (the raw query a `/terminals/<id>?<JWT>` carries, whatever its shape).
 pub fn redact(path: &str, query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
     for (i, segment) in path.split('/').enumerate() {
@@ -77,6 +78,9 @@ pub fn redact(path: &str, query: Option<&str>) -> String {
                     out.push('=');
                     out.push_str(REDACTED);
                 }
+                // A bare part is how a raw-query source (`/terminals/<id>?<JWT>`) carries its
+                // token: a long one is redacted whatever it looks like.
+                None if part.len() >= 16 => out.push_str(REDACTED),
                 _ if looks_like_token(part) => out.push_str(REDACTED),
                 _ => out.push_str(part),
             }
@@ -104,12 +108,17 @@ mod tests {
             ("/terminals/1".into(), Some(jwt.to_owned())),
             ("/x".into(), Some(format!("a=1&other={jwt}"))),
             ("/x".into(), Some("jwt_token=short".to_owned())),
+            ("/terminals/1".into(), Some("EYJ0EXAIOIJKV1QI.EYJ".to_owned())),
         ];
         for (path, query) in cases {
             let logged = redact(&path, query.as_deref());
-            assert!(!logged.contains("eyJ0eXAi") && !logged.contains("short"), "{logged}");
+            assert!(
+                !logged.contains("eyJ0eXAi") && !logged.contains("short") && !logged.contains("EYJ"),
+                "{logged}"
+            );
             assert!(logged.contains(REDACTED), "{logged}");
         }
         assert_eq!(redact("/spawner/a.b", Some("x=1")), "/spawner/a.b?x=1");
+        assert_eq!(redact("/terminals", Some("cols=80&rows=24&short")), "/terminals?cols=80&rows=24&short");
     }
 }
