@@ -1,7 +1,8 @@
 //! Bodies that stream through the proxy, never buffered whole.
 
 use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use std::io::Write as _;
@@ -25,29 +26,91 @@ pub enum BodyError {
     /// The upstream sent nothing for the route's read timeout.
     #[error("upstream body idle past the read timeout")]
     Idle,
+    /// The client sent nothing of its request body for the body idle timeout.
+    #[error("client request body idle past {0:?}")]
+    ClientIdle(Duration),
     #[error("gzip failed")]
     Compress,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
 }
 
-/// A client's request body on its way upstream: counted, and cut at the route's limit.
+/// Default longest wait for the next bytes of a request body, as nginx's `client_body_timeout`.
+pub const DEFAULT_CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
+
+/// The process-wide body idle timeout in milliseconds (set once by the listener's options).
+static CLIENT_BODY_IDLE_MS: AtomicU64 = AtomicU64::new(60_000);
+
+/// Sets how long a request body may stay silent while the proxy waits for it (a slow-body
+/// client is cut, its request answered 408). Process-wide: the listener sets it at start-up.
+pub fn set_client_body_idle_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+    CLIENT_BODY_IDLE_MS.store(ms, Ordering::Relaxed);
+}
+
+/// The current body idle timeout.
+pub fn client_body_idle_timeout() -> Duration {
+    Duration::from_millis(CLIENT_BODY_IDLE_MS.load(Ordering::Relaxed))
+}
+
+/// A client's request body on its way upstream: counted, cut at the route's limit, and cut
+/// when the client stops sending while the upstream waits for more.
 #[derive(Debug)]
 pub struct RequestBody {
     inner: Option<Incoming>,
     remaining: Option<u64>,
     limit: u64,
     bytes: Counter,
+    idle: Duration,
+    /// Armed when a poll finds no data; the clock only runs while the proxy waits on the client.
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
 }
 
 impl RequestBody {
     pub fn new(inner: Incoming, limit: Option<u64>, bytes: Counter) -> Self {
-        Self { inner: Some(inner), remaining: limit, limit: limit.unwrap_or(u64::MAX), bytes }
+        Self {
+            inner: Some(inner),
+            remaining: limit,
+            limit: limit.unwrap_or(u64::MAX),
+            bytes,
+            idle: client_body_idle_timeout(),
+            timer: None,
+            waiting: false,
+        }
     }
 
     /// A body with nothing in it (WebSocket handshakes).
     pub fn empty(bytes: Counter) -> Self {
-        Self { inner: None, remaining: None, limit: u64::MAX, bytes }
+        Self {
+            inner: None,
+            remaining: None,
+            limit: u64::MAX,
+            bytes,
+            idle: DEFAULT_CLIENT_BODY_IDLE,
+            timer: None,
+            waiting: false,
+        }
+    }
+
+    /// Pending from the client: starts the idle clock on the first such poll, and fails the
+    /// body once it has run out.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let deadline = Instant::now() + self.idle;
+        if !self.waiting {
+            self.waiting = true;
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+            Some(Poll::Ready(())) => {
+                self.inner = None;
+                Poll::Ready(Some(Err(BodyError::ClientIdle(self.idle))))
+            }
+            _ => Poll::Pending,
+        }
     }
 }
 
@@ -61,7 +124,11 @@ impl Body for RequestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = &mut *self;
         let Some(inner) = this.inner.as_mut() else { return Poll::Ready(None) };
-        let frame = match ready!(Pin::new(inner).poll_frame(cx)) {
+        let Poll::Ready(polled) = Pin::new(inner).poll_frame(cx) else {
+            return this.poll_idle(cx);
+        };
+        this.waiting = false;
+        let frame = match polled {
             None => return Poll::Ready(None),
             Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
             Some(Ok(frame)) => frame,

@@ -22,6 +22,9 @@ pub enum ProxyError {
     /// The request body passed the route's limit: 413.
     #[error("request body over the limit of {0} bytes")]
     TooLarge(u64),
+    /// The client stopped sending its request body before the upstream answered: 408.
+    #[error("client request body idle")]
+    ClientTimeout,
     /// The upstream broke the exchange (reset, bad response): 502.
     #[error("upstream failed: {0}")]
     Upstream(String),
@@ -33,6 +36,7 @@ impl ProxyError {
             Self::Connect(_) | Self::Upstream(_) => http::StatusCode::BAD_GATEWAY,
             Self::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
             Self::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+            Self::ClientTimeout => http::StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -42,6 +46,7 @@ impl ProxyError {
             Self::Connect(_) => "connect",
             Self::Timeout => "timeout",
             Self::TooLarge(_) => "too_large",
+            Self::ClientTimeout => "client_timeout",
             Self::Upstream(_) => "upstream",
         }
     }
@@ -72,8 +77,10 @@ fn describe(err: &dyn std::error::Error) -> String {
 }
 
 pub(crate) fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
-    if let Some(BodyError::TooLarge(limit)) = body_error_in(err) {
-        return ProxyError::TooLarge(*limit);
+    match body_error_in(err) {
+        Some(BodyError::TooLarge(limit)) => return ProxyError::TooLarge(*limit),
+        Some(BodyError::ClientIdle(_)) => return ProxyError::ClientTimeout,
+        _ => {}
     }
     if err.is_connect() {
         return ProxyError::Connect(describe(err));
