@@ -4,11 +4,12 @@
 //! It never talks to Kubernetes: settings arrive as immutable [`Settings`] snapshots on a
 //! `tokio::sync::watch` channel, built by the control plane (`route-operator`).
 
-mod access;
+pub mod access;
 pub mod auth;
 mod builtins;
 mod error;
 pub mod forward;
+pub mod guard;
 pub mod metrics;
 pub mod routes;
 pub mod server;

@@ -104,6 +104,11 @@ impl Proxy {
             peer: conn.peer,
             body_error: None,
         };
+        if let Some(refusal) = crate::guard::check(&request, &settings.routes) {
+            record.route = Arc::from("guard");
+            tracing::debug!(reason = refusal.reason, path = %record.path(), peer = %conn.peer, "refused before routing");
+            return self.finish(crate::guard::response(&request, refusal), record);
+        }
         if let Some(response) = builtins::answer(self, &settings, request.uri().path()).await {
             record.route = Arc::from("builtin");
             return self.finish(response, record);

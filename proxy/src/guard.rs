@@ -1,0 +1,359 @@
+//! Request hygiene: what a hardened proxy refuses before routing.
+//!
+//! hyper already refuses what cannot be parsed safely (two different `Content-Length`s, a
+//! `Transfer-Encoding` whose last coding is not `chunked`, obsolete line folding, control
+//! characters, heads over the size and count limits of [`crate::server::ServerOptions`]). What
+//! parses but must not be routed is refused here, before a route, a token or an upstream is
+//! looked at:
+//!
+//! | request | answer |
+//! |---|---|
+//! | `CONNECT`, `TRACE` | 405: this is no forward proxy, and TRACE echoes credentials |
+//! | path and query over the URI limit | 414 |
+//! | a path that is not origin-form (`*`, empty) | 400 |
+//! | a dot-segment (`.`, `..`, `%2e%2e`, ...) | 400: an upstream that normalises would see another path |
+//! | an encoded `/`, `\` or control character (`%2f`, `%5c`, `%00`) in the path | 400 |
+//! | a raw `\` in the path | 400 |
+//! | a path whose decoded, slash-merged form picks another route (`//API/x`, `/%41PI/x`) | 400 |
+//! | `Transfer-Encoding` other than one `chunked` | 501 |
+//! | no `Host` on HTTP/1.1, or two `Host` lines | 400 (RFC 9112, 3.2) |
+//!
+//! Everything else is routed by its raw path, which is what the upstream receives: routing and
+//! the upstream agree on which path was asked for. `Host` plays no part in routing, and the
+//! authority of an absolute-form request is never connected to.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+
+use crate::builtins::text;
+use crate::forward::ResponseBody;
+use crate::routes::RouteTable;
+
+/// Limits the guard applies; the listener attaches them to every request as an extension
+/// (see [`crate::server::ServerOptions`]); a request without them gets the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuardLimits {
+    /// Longest path and query accepted, in bytes; longer answers 414.
+    pub max_uri_bytes: usize,
+}
+
+/// nginx's default: a request line must fit in one 8 KiB buffer (`large_client_header_buffers`).
+pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
+
+impl Default for GuardLimits {
+    fn default() -> Self {
+        Self { max_uri_bytes: DEFAULT_MAX_URI_BYTES }
+    }
+}
+
+/// Why a request is refused before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub status: StatusCode,
+    /// A label for logs and metrics.
+    pub reason: &'static str,
+    /// One line for the client.
+    pub message: &'static str,
+}
+
+impl Refusal {
+    const fn new(status: StatusCode, reason: &'static str, message: &'static str) -> Self {
+        Self { status, reason, message }
+    }
+}
+
+const METHOD: Refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method", "method not allowed");
+const URI_TOO_LONG: Refusal = Refusal::new(StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long");
+const NOT_ORIGIN_FORM: Refusal =
+    Refusal::new(StatusCode::BAD_REQUEST, "path_form", "the path must start with /");
+const DOT_SEGMENT: Refusal =
+    Refusal::new(StatusCode::BAD_REQUEST, "dot_segment", "dot-segments are not allowed in the path");
+const ENCODED_SEPARATOR: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "encoded_separator",
+    "encoded slash, backslash or control character in the path",
+);
+const BACKSLASH: Refusal = Refusal::new(StatusCode::BAD_REQUEST, "backslash", "backslash in the path");
+const AMBIGUOUS: Refusal = Refusal::new(
+    StatusCode::BAD_REQUEST,
+    "ambiguous_path",
+    "the path routes differently once decoded and its slashes merged",
+);
+const TRANSFER_CODING: Refusal = Refusal::new(
+    StatusCode::NOT_IMPLEMENTED,
+    "transfer_encoding",
+    "only one Transfer-Encoding: chunked is supported",
+);
+const HOST: Refusal = Refusal::new(StatusCode::BAD_REQUEST, "host", "HTTP/1.1 needs exactly one Host header");
+
+/// The answer to a refused request: one plain line, and the connection closed after it on
+/// HTTP/1 (what a client sent after a request refused here is not worth parsing).
+pub fn response<B>(request: &Request<B>, refusal: Refusal) -> Response<ResponseBody> {
+    let mut response = text(refusal.status, format!("{}: {}\n", refusal.status, refusal.message));
+    if request.version() < Version::HTTP_2 {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
+    }
+    response
+}
+
+/// The refusal for `request`, if it must not be routed.
+pub fn check<B>(request: &Request<B>, routes: &RouteTable) -> Option<Refusal> {
+    let limits = request.extensions().get::<GuardLimits>().copied().unwrap_or_default();
+    if request.method() == Method::CONNECT || request.method() == Method::TRACE {
+        return Some(METHOD);
+    }
+    let uri = request.uri();
+    let uri_len = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
+    if uri_len > limits.max_uri_bytes {
+        return Some(URI_TOO_LONG);
+    }
+    if let Some(refusal) = check_headers(request.version(), request.headers()) {
+        return Some(refusal);
+    }
+    check_path(uri.path(), routes)
+}
+
+fn check_headers(version: Version, headers: &HeaderMap) -> Option<Refusal> {
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    if let Some(first) = codings.next()
+        && (codings.next().is_some() || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
+    {
+        return Some(TRANSFER_CODING);
+    }
+    if version == Version::HTTP_11 {
+        let mut hosts = headers.get_all(header::HOST).iter();
+        if hosts.next().is_none() || hosts.next().is_some() {
+            return Some(HOST);
+        }
+    }
+    None
+}
+
+/// The refusal for a raw request path, if any.
+pub fn check_path(path: &str, routes: &RouteTable) -> Option<Refusal> {
+    if !path.starts_with('/') {
+        return Some(NOT_ORIGIN_FORM);
+    }
+    if path.contains('\\') {
+        return Some(BACKSLASH);
+    }
+    let escaped = path.contains('%');
+    if escaped && has_encoded_separator(path) {
+        return Some(ENCODED_SEPARATOR);
+    }
+    if path.split('/').any(|segment| is_dot_segment(segment, escaped)) {
+        return Some(DOT_SEGMENT);
+    }
+    if (escaped || path.contains("//")) && !same_route(path, &normalise(path), routes) {
+        return Some(AMBIGUOUS);
+    }
+    None
+}
+
+/// `%2f`, `%5c`, or an encoded control character (`%00`-`%1f`, `%7f`), any case.
+fn has_encoded_separator(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && match (hex(w[1]), hex(w[2])) {
+                (Some(hi), Some(lo)) => {
+                    let byte = hi << 4 | lo;
+                    byte == b'/' || byte == b'\\' || byte < 0x20 || byte == 0x7f
+                }
+                _ => false,
+            }
+    })
+}
+
+/// `.` or `..`, written plainly or with `%2e`.
+fn is_dot_segment(segment: &str, escaped: bool) -> bool {
+    if segment == "." || segment == ".." {
+        return true;
+    }
+    if !escaped || segment.len() > 6 {
+        return false;
+    }
+    let decoded = percent_decode(segment);
+    decoded == b"." || decoded == b".."
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Every valid `%XX` decoded; an invalid one is kept as it is (as nginx does not decode it).
+fn percent_decode(s: &str) -> Vec<u8> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) =
+                (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex))
+        {
+            out.push(hi << 4 | lo);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+/// The path as an upstream that normalises (nginx: decode, then merge slashes) would match it.
+fn normalise(path: &str) -> String {
+    let decoded = String::from_utf8_lossy(&percent_decode(path)).into_owned();
+    let mut out = String::with_capacity(decoded.len());
+    for c in decoded.chars() {
+        if c == '/' && out.ends_with('/') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn same_route(raw: &str, normalised: &str, routes: &RouteTable) -> bool {
+    match (routes.lookup(raw), routes.lookup(normalised)) {
+        (Some((_, a)), Some((_, b))) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::routes::{Rewrite, Route, Upstream};
+
+    fn table() -> RouteTable {
+        let route = |name: &str| {
+            Arc::new(Route {
+                name: name.into(),
+                upstream: Upstream::Service { host: "x".into(), port: 1 },
+                rewrite: Rewrite::Keep,
+                max_body: None,
+                read_timeout: Duration::from_secs(1),
+                websocket: false,
+                idle_timeout: Duration::from_secs(1),
+                compress: false,
+            })
+        };
+        let pyos = route("pyos");
+        RouteTable::new([
+            ("/spawner".to_owned(), route("spawner")),
+            ("/filer".to_owned(), route("filer")),
+            ("/API".to_owned(), Arc::clone(&pyos)),
+            ("/status".to_owned(), pyos),
+            ("/".to_owned(), route("website")),
+        ])
+    }
+
+    fn reason(path: &str) -> Option<&'static str> {
+        check_path(path, &table()).map(|r| r.reason)
+    }
+
+    #[test]
+    fn plain_paths_pass() {
+        for path in [
+            "/",
+            "/spawner",
+            "/spawner/x/y",
+            "/filer/container/eyJ.a.b/22/x",
+            "/spawner//x",
+            "/a%20b",
+            "/API/x%41",
+            "/...",
+            "/.well-known/acme-challenge/abc",
+            "/x/.hidden",
+            "/100%",
+            "/%zz",
+        ] {
+            assert_eq!(reason(path), None, "{path}");
+        }
+    }
+
+    #[test]
+    fn tricks_are_refused() {
+        for (path, why) in [
+            ("/spawner/../API/x", "dot_segment"),
+            ("/spawner/./x", "dot_segment"),
+            ("/spawner/..", "dot_segment"),
+            ("/spawner/%2e%2e/API", "dot_segment"),
+            ("/spawner/.%2E/API", "dot_segment"),
+            ("/spawner/%2e/x", "dot_segment"),
+            ("/spawner%2f..%2fAPI", "encoded_separator"),
+            ("/spawner%2F", "encoded_separator"),
+            ("/x%5c..%5cAPI", "encoded_separator"),
+            ("/x%00", "encoded_separator"),
+            ("/x%0a", "encoded_separator"),
+            ("/x\\..\\API", "backslash"),
+            ("//API/x", "ambiguous_path"),
+            ("/%41PI/x", "ambiguous_path"),
+            ("/%73pawner", "ambiguous_path"),
+            ("*", "path_form"),
+            ("", "path_form"),
+        ] {
+            assert_eq!(reason(path), Some(why), "{path}");
+        }
+    }
+
+    #[test]
+    fn same_route_either_way_passes() {
+        // Both forms pick pyos; the raw path goes upstream.
+        assert_eq!(reason("/API//x"), None);
+        assert_eq!(reason("/API/%78"), None);
+    }
+
+    #[test]
+    fn methods_lengths_and_headers() {
+        let routes = table();
+        let req = |method: &str, uri: &str, headers: &[(&str, &str)]| {
+            let mut builder = Request::builder().method(method).uri(uri);
+            for (k, v) in headers {
+                builder = builder.header(*k, *v);
+            }
+            builder.body(()).unwrap()
+        };
+        let host = [("host", "d")];
+        assert_eq!(check(&req("CONNECT", "d:22", &host), &routes), Some(METHOD));
+        assert_eq!(check(&req("TRACE", "/", &host), &routes), Some(METHOD));
+        assert_eq!(check(&req("GET", "/spawner", &host), &routes), None);
+        assert_eq!(check(&req("GET", "/spawner", &[]), &routes), Some(HOST));
+        assert_eq!(check(&req("GET", "/spawner", &[("host", "a"), ("host", "b")]), &routes), Some(HOST));
+        let long = format!("/spawner?{}", "a".repeat(DEFAULT_MAX_URI_BYTES));
+        assert_eq!(check(&req("GET", &long, &host), &routes), Some(URI_TOO_LONG));
+        let mut limited = req("GET", "/spawner?abc", &host);
+        limited.extensions_mut().insert(GuardLimits { max_uri_bytes: 8 });
+        assert_eq!(check(&limited, &routes), Some(URI_TOO_LONG));
+        for te in ["gzip, chunked", "chunked, chunked", "identity"] {
+            let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", te)]);
+            assert_eq!(check(&r, &routes), Some(TRANSFER_CODING), "{te}");
+        }
+        let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", "Chunked")]);
+        assert_eq!(check(&r, &routes), None);
+        let r = req(
+            "POST",
+            "/spawner",
+            &[("host", "d"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
+        );
+        assert_eq!(check(&r, &routes), Some(TRANSFER_CODING));
+        let mut h2 = req("GET", "https://d/spawner", &[]);
+        *h2.version_mut() = Version::HTTP_2;
+        assert_eq!(check(&h2, &routes), None, "HTTP/2 carries :authority, not Host");
+    }
+}
