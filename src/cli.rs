@@ -63,6 +63,8 @@ pub struct ServeArgs {
     /// HTTPS listen address (certificate from the RouteConfig's `tls`).
     #[arg(long, env = "ROUTE_TLS_LISTEN")]
     pub tls_listen: Option<SocketAddr>,
+    #[command(flatten)]
+    pub server: ServerFlags,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,6 +112,43 @@ impl From<Oaep> for Decryption {
             Oaep::None => Self::Pkcs1v15,
             Oaep::Sha1 => Self::OaepSha1,
             Oaep::Sha256 => Self::OaepSha256,
+        }
+    }
+}
+
+/// Process-level limits of the listeners (`route_proxy::server::ServerOptions`).
+#[derive(Debug, clap::Args)]
+pub struct ServerFlags {
+    /// Client connections open at once, WebSocket tunnels included; more are answered 503.
+    #[arg(long, env = "ROUTE_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Client connections open at once from one IP address; 0: no such limit (behind an
+    /// ingress or a NAT, clients share an address).
+    #[arg(long, env = "ROUTE_MAX_CONNECTIONS_PER_IP", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
+    /// Largest request head (request line and headers) in bytes; larger is answered 431.
+    #[arg(long, env = "ROUTE_MAX_HEADER_BYTES", default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most request header lines; more are answered 431.
+    #[arg(long, env = "ROUTE_MAX_HEADERS", default_value_t = 100)]
+    pub max_headers: usize,
+    /// Longest path and query in bytes; longer is answered 414.
+    #[arg(long, env = "ROUTE_MAX_URI_BYTES", default_value_t = 8 * 1024)]
+    pub max_uri_bytes: usize,
+    /// Seconds a request body may stay silent while the proxy waits for it; then 408.
+    #[arg(long, env = "ROUTE_BODY_IDLE_TIMEOUT", default_value_t = 60)]
+    pub body_idle_timeout: u64,
+}
+
+impl From<&ServerFlags> for route_proxy::server::ServerOptions {
+    fn from(flags: &ServerFlags) -> Self {
+        Self {
+            max_connections: flags.max_connections.max(1),
+            max_connections_per_ip: flags.max_connections_per_ip,
+            max_header_bytes: flags.max_header_bytes,
+            max_headers: flags.max_headers,
+            max_uri_bytes: flags.max_uri_bytes,
+            body_idle_timeout: std::time::Duration::from_secs(flags.body_idle_timeout.max(1)),
         }
     }
 }

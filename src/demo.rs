@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let running = Running::start(settings, args.listen, None).await?;
+    let running = Running::start(settings, args.listen, None, Default::default()).await?;
     let now = unix_now();
     let token = Minter::from_key_set(&keys)?.mint("127.0.0.1", now, now + 3600)?;
     let proxy = args.listen;

@@ -16,7 +16,7 @@ use clap::Parser as _;
 use route_operator::{ConfigError, Context, Publisher};
 use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::metrics::Metrics;
-use route_proxy::server::{self, Server};
+use route_proxy::server::{self, Server, ServerOptions};
 use route_proxy::{Proxy, Settings};
 
 use crate::cli::{Cli, Command, LogFormat, ServeArgs};
@@ -104,7 +104,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let running = Running::start(initial, args.listen, args.tls_listen).await?;
+    let running = Running::start(initial, args.listen, args.tls_listen, (&args.server).into()).await?;
     let publisher = running.publisher.clone();
     match args.manifests {
         Some(path) => tokio::spawn(route_operator::manifests::watch(path, ctx, publisher, POLL)),
@@ -128,6 +128,7 @@ impl Running {
         initial: Settings,
         listen: SocketAddr,
         tls_listen: Option<SocketAddr>,
+        options: ServerOptions,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
         let (tx, rx) = Settings::channel();
@@ -151,7 +152,7 @@ impl Running {
         drop(stdout);
         let (tunnels_stop, tunnels_stopped) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy::new(rx.clone(), metrics, tunnels_stopped));
-        let server = Server::new(proxy, rx, http, https, tunnels_stop);
+        let server = Server::new(proxy, rx, http, https, tunnels_stop, options);
         Ok(Self { publisher, server })
     }
 

@@ -86,6 +86,8 @@ pub struct Metrics {
     pub last_reload_success: Gauge,
     pub last_reload_timestamp: Gauge<f64, AtomicU64>,
     pub connections_open: Gauge,
+    /// Connections closed at accept, by reason (`total`, `per_ip`).
+    pub connections_refused: Family<ReasonLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -155,6 +157,12 @@ impl Metrics {
         );
         let connections_open = Gauge::default();
         registry.register("connections_open", "Client connections open now", connections_open.clone());
+        let connections_refused = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "Client connections refused at accept for a connection limit, by reason",
+            connections_refused.clone(),
+        );
         Self {
             registry,
             requests,
@@ -170,6 +178,7 @@ impl Metrics {
             last_reload_success,
             last_reload_timestamp,
             connections_open,
+            connections_refused,
         }
     }
 
