@@ -9,8 +9,10 @@
 
 pub mod client;
 pub mod desk;
+pub mod faulty;
 pub mod manifest;
 pub mod proxy;
+pub mod raw;
 pub mod tls;
 pub mod upstream;
 pub mod ws;
