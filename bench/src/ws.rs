@@ -29,7 +29,11 @@ pub async fn echo_server(listen: &str) -> anyhow::Result<()> {
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>> {
+async fn connect(
+    url: &str,
+) -> anyhow::Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+> {
     let (ws, _) = tokio_tungstenite::connect_async(url).await?;
     Ok(ws)
 }
