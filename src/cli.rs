@@ -39,6 +39,9 @@ pub enum Command {
     },
     /// Mint a desktop token as pyos does.
     Token(TokenArgs),
+    /// Print the RouteConfig CustomResourceDefinition (YAML), generated from the Rust types;
+    /// `charts/route/crds/routeconfig.yaml` holds its output.
+    Crd,
     /// Write an abcdesktop key set (four PEM files).
     Keys {
         /// Folder to write into.
@@ -55,8 +58,18 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
     /// A YAML file or folder: a RouteConfig and the Secrets it names, as for `kubectl apply`.
-    #[arg(long, env = "ROUTE_MANIFESTS")]
+    #[arg(long, env = "ROUTE_MANIFESTS", conflicts_with = "kube")]
     pub manifests: Option<PathBuf>,
+    /// Watch a RouteConfig and the Secrets it names in the cluster (in-cluster config, or
+    /// KUBECONFIG), and reload on every valid change.
+    #[arg(long)]
+    pub kube: bool,
+    /// With --kube: the RouteConfig's name.
+    #[arg(long, env = "ROUTE_CONFIG_NAME", default_value = "route", requires = "kube")]
+    pub name: String,
+    /// With --kube: its namespace; default the pod's (service account) namespace, else abcdesktop.
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub namespace: Option<String>,
     /// HTTP listen address.
     #[arg(long, env = "ROUTE_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
