@@ -25,7 +25,10 @@
 //!   optimistic concurrency (409 Conflict on a stale resourceVersion; custom resources refuse
 //!   unconditional updates); no-op writes keep the resourceVersion and send no event;
 //!   `generateName`; finalizers (`deletionTimestamp`, removal when the last one goes); `dryRun=All`;
-//!   `fieldValidation` Strict/Warn/Ignore with unknown fields pruned; `managedFields` (FieldsV1).
+//!   `fieldValidation` Strict/Warn/Ignore with unknown fields pruned; `managedFields` (FieldsV1);
+//!   structural schemas of CRDs: defaults, null pruning, types, required, enums, bounds, lengths,
+//!   `pattern`, list-type uniqueness, and CEL `x-kubernetes-validations` (kube-cel, with the
+//!   Kubernetes CEL libraries and `oldSelf`).
 //! - **Patches**: JSON merge patch, JSON patch, strategic merge patch for built-in kinds (415 for
 //!   custom resources, as a real server), server-side apply with field ownership, conflicts
 //!   (409 unless `force`), removal of fields a manager stops applying, and list-type map/set
@@ -51,11 +54,13 @@
 //! page, which the API allows; a `continue` token is refused), no garbage collection of
 //! `ownerReferences`, no other built-in kinds (Pods, ConfigMaps, Leases... answer 404), no CRD
 //! conversion webhooks (versions of a CRD are served as-is, `apiVersion` rewritten: the `None`
-//! strategy), no `pattern`/`format`/`anyOf`/`oneOf`/CEL validation in schemas (types,
-//! required, enum, bounds, lengths, list uniqueness and defaults are applied), no `scale`
+//! strategy), no `format`/`anyOf`/`oneOf`/`allOf` checks in schemas (types, required, enum,
+//! bounds, lengths, `pattern`, list uniqueness, defaults and CEL rules are applied), no `scale`
 //! subresource, namespaces are removed at once (no `Terminating` phase), and no persistence.
 
+mod apply;
 mod builtin;
+mod cel;
 mod crd;
 mod discovery;
 mod events;
@@ -88,7 +93,7 @@ use http::Method;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-pub use server::RequestRecord;
+pub use server::{Fault, RequestRecord};
 pub use status::ApiError;
 
 use router::{Incoming, Reply};
@@ -234,18 +239,21 @@ impl TestApiServer {
 
     /// The next `n` requests get a `Status` with `code` (500, 503, 429...).
     pub fn fail_next(&self, n: usize, code: u16) {
-        self.shared.faults().next.extend(std::iter::repeat_n(code, n));
+        self.fail(Fault::new(code).times(n));
     }
 
     /// Every request gets `code` until [`clear_faults`](Self::clear_faults).
     pub fn fail_all(&self, code: u16) {
-        self.shared.faults().always = Some(code);
+        self.fail(Fault::new(code));
+    }
+
+    /// Injects a failure for the requests it matches (the first matching fault applies).
+    pub fn fail(&self, fault: Fault) {
+        self.shared.faults().push(fault);
     }
 
     pub fn clear_faults(&self) {
-        let mut faults = self.shared.faults();
-        faults.next.clear();
-        faults.always = None;
+        self.shared.faults().clear();
     }
 
     /// How often watches get a bookmark.

@@ -3,7 +3,6 @@
 
 use serde_json::{Value, json};
 
-use crate::managed;
 use crate::patch;
 use crate::query::Ctx;
 use crate::resources::{Behavior, ResourceType};
@@ -210,7 +209,7 @@ fn apply(store: &mut Store, ctx: &Ctx, name: &str, body: &[u8], status: bool) ->
     let w = write::writer(ctx, &api_version, status);
     match get(store, ctx, name) {
         Ok(old) => {
-            let merged = managed::apply(&old, &config, &w, force)?;
+            let merged = crate::apply::apply(&old, &config, &w, force)?;
             write::update(store, ctx, &old, merged, status, Ownership::Applied)
         }
         Err(e) if e.code == 404 && !status => {
@@ -219,7 +218,7 @@ fn apply(store: &mut Store, ctx: &Ctx, name: &str, body: &[u8], status: bool) ->
             if let Some(ns) = &ctx.namespace {
                 base["metadata"]["namespace"] = json!(ns);
             }
-            let merged = managed::apply(&base, &config, &w, force)?;
+            let merged = crate::apply::apply(&base, &config, &w, force)?;
             write::create(store, ctx, merged, Ownership::Applied)
         }
         Err(e) => Err(e),

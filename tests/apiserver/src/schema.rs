@@ -2,9 +2,13 @@
 //! null pruning, defaulting, unknown-field detection and pruning, and validation of types,
 //! required fields, enums, bounds, lengths and list uniqueness.
 //!
-//! Not implemented: `pattern`, `format` checks (except `byte`), `anyOf`/`oneOf`/`allOf`/`not`,
-//! CEL rules (`x-kubernetes-validations`) and ratcheting.
+//! Also `pattern` (Rust `regex`, unanchored). Not implemented: `format` checks (except `byte`),
+//! `anyOf`/`oneOf`/`allOf`/`not`, ratcheting. CEL rules are in `cel`.
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use regex::Regex;
 use serde_json::{Map, Value, json};
 
 use crate::builtin::object_meta_schema;
@@ -156,6 +160,12 @@ fn walk(schema: &Value, value: &mut Value, path: &str, prune: bool, out: &mut Ou
                 let detail = format!("{path} in body should be at least {min} chars long");
                 out.errors.push(FieldError::invalid(path, value_ref, &detail));
             }
+            if let Some(pattern) = schema.get("pattern").and_then(Value::as_str)
+                && !matches_pattern(pattern, s)
+            {
+                let detail = format!("{path} in body should match '{pattern}'");
+                out.errors.push(FieldError::invalid(path, value_ref, &detail));
+            }
             if schema.get("format").and_then(Value::as_str) == Some("byte") {
                 use base64::Engine as _;
                 if let Err(e) = base64::engine::general_purpose::STANDARD.decode(s.as_bytes()) {
@@ -188,6 +198,16 @@ fn walk(schema: &Value, value: &mut Value, path: &str, prune: bool, out: &mut Ou
         }
         _ => {}
     }
+}
+
+/// Whether `s` matches a schema `pattern` (unanchored, as OpenAPI says); an invalid pattern
+/// matches nothing, so that the write is refused rather than let through.
+fn matches_pattern(pattern: &str, s: &str) -> bool {
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Regex>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut cache = cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let re = cache.entry(pattern.to_owned()).or_insert_with(|| Regex::new(pattern).ok());
+    re.as_ref().is_some_and(|re| re.is_match(s))
 }
 
 fn min_int(x: f64) -> Value {

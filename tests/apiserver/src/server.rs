@@ -1,7 +1,6 @@
 //! The HTTP side: the accept loop, connections (HTTP/1.1 and h2c), fault injection, the request
 //! log, and stopping (every connection and watch dropped at once, as when a process dies).
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,18 +37,50 @@ pub struct RequestRecord {
     pub status: u16,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Faults {
-    /// Codes for the next requests, one each.
-    pub next: VecDeque<u16>,
-    /// A code for every request until cleared.
-    pub always: Option<u16>,
+/// An injected failure: requests that match get a `Status` with `code` instead of an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault {
+    code: u16,
+    remaining: Option<usize>,
+    method: Option<String>,
+    path_contains: Option<String>,
+}
+
+impl Fault {
+    /// Every request fails with `code` (500, 503, 429, 403...) until cleared.
+    pub fn new(code: u16) -> Self {
+        Self { code, remaining: None, method: None, path_contains: None }
+    }
+
+    /// Only the next `n` matching requests fail.
+    pub fn times(mut self, n: usize) -> Self {
+        self.remaining = Some(n);
+        self
+    }
+
+    /// Only requests with this method (`GET`, `PATCH`...) fail.
+    pub fn method(mut self, method: &str) -> Self {
+        self.method = Some(method.to_ascii_uppercase());
+        self
+    }
+
+    /// Only requests whose path contains this text fail (`/secrets`, `/status`...).
+    pub fn path_contains(mut self, text: &str) -> Self {
+        self.path_contains = Some(text.to_owned());
+        self
+    }
+
+    fn matches(&self, method: &str, path: &str) -> bool {
+        self.remaining != Some(0)
+            && self.method.as_deref().is_none_or(|m| m == method)
+            && self.path_contains.as_deref().is_none_or(|p| path.contains(p))
+    }
 }
 
 /// State shared by the server task, its connections and the test handle.
 pub(crate) struct Shared {
     store: Mutex<Store>,
-    faults: Mutex<Faults>,
+    faults: Mutex<Vec<Fault>>,
     requests: Mutex<Vec<RequestRecord>>,
     bookmark_ms: AtomicU64,
     addr: Mutex<Option<SocketAddr>>,
@@ -63,7 +94,7 @@ impl Shared {
     pub fn new(bookmark_interval: Duration) -> Self {
         Self {
             store: Mutex::new(Store::new()),
-            faults: Mutex::new(Faults::default()),
+            faults: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
             bookmark_ms: AtomicU64::new(bookmark_interval.as_millis().max(1) as u64),
             addr: Mutex::new(None),
@@ -74,7 +105,7 @@ impl Shared {
         lock(&self.store)
     }
 
-    pub fn faults(&self) -> MutexGuard<'_, Faults> {
+    pub fn faults(&self) -> MutexGuard<'_, Vec<Fault>> {
         lock(&self.faults)
     }
 
@@ -99,9 +130,15 @@ impl Shared {
         *lock(&self.addr) = Some(addr);
     }
 
-    fn take_fault(&self) -> Option<u16> {
+    fn take_fault(&self, method: &str, path: &str) -> Option<u16> {
         let mut faults = self.faults();
-        faults.next.pop_front().or(faults.always)
+        let fault = faults.iter_mut().find(|f| f.matches(method, path))?;
+        if let Some(n) = fault.remaining.as_mut() {
+            *n -= 1;
+        }
+        let code = fault.code;
+        faults.retain(|f| f.remaining != Some(0));
+        Some(code)
     }
 }
 
@@ -116,7 +153,7 @@ async fn serve(shared: Arc<Shared>, req: Request<Body>) -> Result<Response<ResBo
     let (parts, body) = req.into_parts();
     let header =
         |name: header::HeaderName| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let reply = match shared.take_fault() {
+    let reply = match shared.take_fault(parts.method.as_str(), parts.uri.path()) {
         Some(code) => Reply::error(&ApiError::injected(code)),
         None => match Limited::new(body, MAX_BODY).collect().await {
             Ok(collected) => {

@@ -154,7 +154,8 @@ impl ApiError {
             .iter()
             .map(|e| json!({"reason": e.reason, "message": e.message, "field": e.field}))
             .collect();
-        Self::new(422, "Invalid", format!("{} {name:?} is invalid: {joined}", rt.kind))
+        let kind = if rt.group.is_empty() { rt.kind.clone() } else { format!("{}.{}", rt.kind, rt.group) };
+        Self::new(422, "Invalid", format!("{kind} {name:?} is invalid: {joined}"))
             .with_details(json!({"name": name, "group": rt.group, "kind": rt.kind, "causes": causes}))
     }
 

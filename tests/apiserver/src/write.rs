@@ -83,7 +83,12 @@ pub(crate) fn check_type(ctx: &Ctx, body: &mut Value) -> ApiResult<()> {
 }
 
 /// Unknown fields, defaults and schema errors of the object about to be stored.
-fn structural(ctx: &Ctx, object: &mut Value, warnings: &mut Vec<String>) -> ApiResult<Vec<FieldError>> {
+fn structural(
+    ctx: &Ctx,
+    object: &mut Value,
+    old: Option<&Value>,
+    warnings: &mut Vec<String>,
+) -> ApiResult<Vec<FieldError>> {
     let rt = &ctx.rt;
     let Some(schema) = rt.version(&ctx.version).and_then(|v| v.schema.clone()) else { return Ok(Vec::new()) };
     schema::default(&schema, object);
@@ -113,6 +118,9 @@ fn structural(ctx: &Ctx, object: &mut Value, warnings: &mut Vec<String>) -> ApiR
     }
     if rt.behavior == Behavior::EventV1 {
         errors.extend(events::validate_v1(object));
+    }
+    if rt.behavior == Behavior::Custom && errors.is_empty() {
+        errors.extend(crate::cel::validate(rt, &ctx.version, object, old));
     }
     Ok(errors)
 }
@@ -215,7 +223,7 @@ pub(crate) fn create(
     if rt.behavior == Behavior::Crd {
         crd::default(&mut object);
     }
-    let errors = structural(ctx, &mut object, &mut warnings)?;
+    let errors = structural(ctx, &mut object, None, &mut warnings)?;
     validate(ctx, &object, None, errors)?;
     if rt.behavior == Behavior::Crd {
         crd::set_status(&mut object, None);
@@ -308,7 +316,7 @@ pub(crate) fn update(
     if rt.behavior == Behavior::Crd {
         crd::default(&mut new);
     }
-    let errors = structural(ctx, &mut new, &mut warnings)?;
+    let errors = structural(ctx, &mut new, Some(old), &mut warnings)?;
     validate(ctx, &new, Some(old), errors)?;
     if rt.behavior == Behavior::Crd && !status {
         crd::set_status(&mut new, Some(old));

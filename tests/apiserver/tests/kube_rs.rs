@@ -18,7 +18,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event as WEvent};
 use kube::{Client, CustomResource, Resource, ResourceExt};
-use route_test_apiserver::TestApiServer;
+use route_test_apiserver::{Fault, TestApiServer};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -348,6 +348,15 @@ async fn injected_faults_and_stopped_server() {
     assert!(secrets.get_opt("x").await.is_err());
     server.clear_faults();
     assert!(secrets.get_opt("x").await.unwrap().is_none());
+
+    // A fault for one kind of request only.
+    secrets.create(&PostParams::default(), &secret("f", "1")).await.unwrap();
+    server.fail(Fault::new(409).times(1).method("PATCH").path_contains("/secrets/f"));
+    secrets.get("f").await.unwrap();
+    let merge = Patch::Merge(json!({"stringData": {"key": "2"}}));
+    let err = secrets.patch("f", &PatchParams::default(), &merge).await.unwrap_err();
+    assert!(matches!(err, kube::Error::Api(ref s) if s.code == 409), "{err:?}");
+    secrets.patch("f", &PatchParams::default(), &merge).await.unwrap();
 
     server.stop().await;
     assert!(!server.is_running().await);

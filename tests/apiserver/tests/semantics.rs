@@ -351,3 +351,25 @@ async fn events_in_both_api_versions() {
         server.get_json("/api/v1/events?fieldSelector=involvedObject.name%3Ds,reason%3DRotated").unwrap();
     assert_eq!(listed["items"].as_array().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn patterns_and_cel_rules_of_the_schema() {
+    let server = with_widgets().await;
+    let widget = |spec: Value| json!({"apiVersion": "example.route.io/v1", "kind": "Widget", "metadata": {"name": "c"}, "spec": spec});
+    let e =
+        api_error(server.request(Method::POST, WIDGETS, Some(&widget(json!({"size": 7, "color": "green"})))));
+    assert_eq!(e.code, 422);
+    assert_eq!(
+        e.message,
+        r#"Widget.example.route.io "c" is invalid: spec: Invalid value: "object": green widgets are at most 5"#
+    );
+    let e = api_error(server.request(Method::POST, WIDGETS, Some(&widget(json!({"size": 1, "code": "A1"})))));
+    assert!(e.message.contains("spec.code in body should match '^[a-z]+$'"), "{}", e.message);
+    server.request(Method::POST, WIDGETS, Some(&widget(json!({"size": 7, "code": "ok"})))).unwrap();
+    let e = api_error(server.request(
+        Method::PATCH,
+        &format!("{WIDGETS}/c"),
+        Some(&json!({"spec": {"color": "green"}})),
+    ));
+    assert_eq!(e.code, 422, "rules hold on updates too");
+}
