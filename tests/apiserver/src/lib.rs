@@ -44,7 +44,9 @@
 //!   bookmarks (every second by default), selectors (objects leaving a selector are DELETED),
 //!   `timeoutSeconds`, 410 Expired as an ERROR event for a compacted resourceVersion.
 //! - **Test controls** on [`TestApiServer`]: compaction, stop and restart on the same port
-//!   (history compacted, objects kept), fault injection, the request log, direct reads.
+//!   (objects kept; the resourceVersion moves on and the history is compacted, so every earlier
+//!   watch resumes with 410), fault injection ([`Fault`]: by method, path, count), the request
+//!   log, in-process requests and reads.
 //!
 //! # What it does not do
 //!
@@ -217,11 +219,17 @@ impl TestApiServer {
         self.running.lock().await.is_some()
     }
 
-    /// Simulates an API server restart: stops (if running), compacts the history, and serves
-    /// again on the same port with the same objects.
+    /// Simulates an API server restart: stops (if running), moves the resourceVersion on (as the
+    /// rest of a real cluster does meanwhile) and compacts the history, then serves again on the
+    /// same port with the same objects. Every watch from before the restart resumes with 410
+    /// Gone, so clients relist.
     pub async fn restart(&self) -> Result<()> {
         self.stop().await;
-        self.compact();
+        {
+            let mut store = self.shared.lock_store();
+            store.advance();
+            store.compact();
+        }
         let mut last = None;
         for _ in 0..50 {
             match TcpListener::bind(self.addr).await {

@@ -225,6 +225,12 @@ impl Store {
         }
     }
 
+    /// Moves the resourceVersion on without changing an object here, as writes to the kinds a
+    /// real cluster has and this server does not (leases, endpoints) do.
+    pub fn advance(&mut self) {
+        self.rv += 1;
+    }
+
     /// Forgets the history: watching or exact-listing from an older resourceVersion answers 410.
     pub fn compact(&mut self) {
         self.history.clear();
