@@ -306,7 +306,7 @@ async fn deleting_a_secret_or_the_route_config_keeps_the_proxy_serving() {
     })
     .await;
     condition_is(&cluster, "Ready", "True", "Loaded").await;
-    assert!(up.hits() >= 3);
+    assert!(up.hits() >= 2, "the old upstream served while the Secret and the RouteConfig were gone");
     proxy.finish();
 }
 
