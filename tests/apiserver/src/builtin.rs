@@ -157,6 +157,7 @@ pub(crate) fn types() -> Vec<ResourceType> {
         Column::new("Reason", "string", ".reason"),
         Column::new("Object", "string", "#event-object"),
         Column::new("Message", "string", "#event-message"),
+        Column { priority: 1, format: "name".to_owned(), ..Column::new("Name", "string", "#name") },
     ];
     let mut event = builtin("", "events", "Event", true, Behavior::Event);
     event.short_names = vec!["ev".to_owned()];

@@ -32,10 +32,18 @@ fn columns(rt: &ResourceType, version: &str) -> Vec<Column> {
     }
 }
 
+/// Whether the columns place the name themselves (Events do, last); otherwise it comes first.
+fn names_itself(columns: &[Column]) -> bool {
+    columns.iter().any(|c| c.json_path == "#name")
+}
+
 fn definitions(columns: &[Column]) -> Vec<Value> {
-    let mut defs = vec![json!({"name": "Name", "type": "string", "format": "name", "priority": 0,
+    let mut defs = Vec::new();
+    if !names_itself(columns) {
+        defs.push(json!({"name": "Name", "type": "string", "format": "name", "priority": 0,
         "description": "Name must be unique within a namespace. Is required when creating resources, although some \
-                        resources may allow a client to request the generation of an appropriate name automatically."})];
+                        resources may allow a client to request the generation of an appropriate name automatically."}));
+    }
     defs.extend(columns.iter().map(|c| {
         json!({"name": c.name, "type": c.type_, "format": c.format, "description": c.description, "priority": c.priority})
     }));
@@ -55,7 +63,10 @@ pub(crate) fn table(
     let rows: Vec<Value> = objects
         .iter()
         .map(|o| {
-            let mut cells = vec![o.pointer("/metadata/name").cloned().unwrap_or(Value::Null)];
+            let mut cells = Vec::new();
+            if !names_itself(&columns) {
+                cells.push(o.pointer("/metadata/name").cloned().unwrap_or(Value::Null));
+            }
             cells.extend(columns.iter().map(|c| cell(c, o)));
             let mut row = json!({"cells": cells});
             match include {
@@ -87,6 +98,7 @@ pub(crate) fn partial(object: &Value) -> Value {
 
 fn cell(column: &Column, object: &Value) -> Value {
     let special = match column.json_path.as_str() {
+        "#name" => Some(object.pointer("/metadata/name").cloned().unwrap_or(Value::Null)),
         "#created-at" => Some(object.pointer("/metadata/creationTimestamp").cloned().unwrap_or(Value::Null)),
         "#data-count" => Some(json!(object.get("data").and_then(Value::as_object).map_or(0, |d| d.len()))),
         "#event-object" => {

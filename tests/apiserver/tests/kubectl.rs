@@ -257,6 +257,27 @@ async fn secrets_data_string_data_and_selectors() {
 }
 
 #[tokio::test]
+async fn events_through_kubectl() {
+    let server = TestApiServer::start().await.unwrap();
+    let Some(k) = Kubectl::new(&server).await else { return };
+    let event = "apiVersion: events.k8s.io/v1\nkind: Event\nmetadata: {name: e1}\n\
+        eventTime: \"2025-01-01T00:00:00.000000Z\"\nreportingController: route\nreportingInstance: route-0\n\
+        action: Reload\nreason: KeyRejected\ntype: Warning\nnote: bad PEM\n\
+        regarding: {kind: Secret, name: signing, namespace: default, apiVersion: v1}\n";
+    assert_eq!(k.apply(event, &[]).await.stdout.trim(), "event.events.k8s.io/e1 created");
+    let table = rows(&k.ok(&["get", "events"]).await);
+    assert_eq!(table[0], ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]);
+    assert_eq!(table[1][1..], ["Warning", "KeyRejected", "secret/signing", "bad", "PEM"]);
+    let listed = k.ok(&["events", "--for", "secret/signing"]).await;
+    assert!(listed.contains("KeyRejected"), "{listed}");
+    let core = k.json(&["get", "events.v1.", "e1"]).await;
+    assert_eq!(
+        (core["message"].as_str(), core["involvedObject"]["name"].as_str()),
+        (Some("bad PEM"), Some("signing"))
+    );
+}
+
+#[tokio::test]
 async fn get_watch_sees_a_change() {
     let server = TestApiServer::start().await.unwrap();
     let Some(k) = Kubectl::new(&server).await else { return };

@@ -373,3 +373,35 @@ async fn patterns_and_cel_rules_of_the_schema() {
     ));
     assert_eq!(e.code, 422, "rules hold on updates too");
 }
+
+#[tokio::test]
+async fn status_put_and_watch_timeout() {
+    let server = with_widgets().await;
+    let w = json!({"apiVersion": "example.route.io/v1", "kind": "Widget", "metadata": {"name": "s"}, "spec": {"size": 1},
+        "status": {"observedGeneration": 9}});
+    let created = server.request(Method::POST, WIDGETS, Some(&w)).unwrap();
+    assert!(created.get("status").is_none(), "status is not set on create when the subresource exists");
+    let mut put = created.clone();
+    put["spec"]["size"] = json!(4);
+    put["metadata"]["labels"] = json!({"x": "y"});
+    put["status"] = json!({"observedGeneration": 1});
+    let after = server.request(Method::PUT, &format!("{WIDGETS}/s/status"), Some(&put)).unwrap();
+    assert_eq!(
+        (after["spec"]["size"].as_i64(), after["status"]["observedGeneration"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert!(after["metadata"].get("labels").is_none(), "a status write changes only the status");
+    let e = api_error(server.request(Method::PUT, &format!("{WIDGETS}/s/status"), Some(&put)));
+    assert_eq!(e.code, 409, "stale resourceVersion");
+    let e = api_error(server.request(Method::POST, &format!("{WIDGETS}/s/status"), Some(&put)));
+    assert_eq!(e.code, 405);
+    let e = api_error(server.request(Method::GET, &format!("{SECRETS}/x/status"), None));
+    assert_eq!(e.code, 404, "Secrets have no status subresource");
+
+    let started = std::time::Instant::now();
+    let (code, _, body) = raw(&server, &format!("GET {WIDGETS}?watch=1&timeoutSeconds=1 HTTP/1.1"), "").await;
+    assert_eq!(code, 200);
+    assert!(body.contains(r#""type":"ADDED""#), "synthetic ADDED for the current state: {body}");
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
+}
