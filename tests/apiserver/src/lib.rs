@@ -36,7 +36,8 @@
 //! - **Reads**: list with `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`) and
 //!   `fieldSelector` (`metadata.name`, `metadata.namespace`, and the per-kind fields), the
 //!   `resourceVersion`/`resourceVersionMatch` rules (Exact lists rebuilt from history, 410 when
-//!   compacted, 504 for a future version), Table answers (`as=Table`) with CRD printer columns
+//!   compacted, 504 for a future version), `limit`/`continue` pagination over a consistent
+//!   snapshot (410 when the snapshot was compacted), Table answers (`as=Table`) with CRD printer columns
 //!   (JSONPath subset: `.a.b`, `[0]`, `[*]`, `[?(@.type=="Ready")]`) and built-in columns, and
 //!   `PartialObjectMetadata` answers.
 //! - **Watch**: from a resourceVersion, with synthetic ADDED events for `""`/`"0"`, streaming
@@ -52,8 +53,7 @@
 //!
 //! No authentication or authorization (no RBAC: every request is allowed), no TLS, no
 //! admission, no CBOR, protobuf only for request bodies of Secrets, Namespaces and
-//! DeleteOptions (what kubectl's typed clients send; answers are JSON), no pagination (`limit` is ignored: every item comes in one
-//! page, which the API allows; a `continue` token is refused), no garbage collection of
+//! DeleteOptions (what kubectl's typed clients send; answers are JSON), no garbage collection of
 //! `ownerReferences`, no other built-in kinds (Pods, ConfigMaps, Leases... answer 404), no CRD
 //! conversion webhooks (versions of a CRD are served as-is, `apiVersion` rewritten: the `None`
 //! strategy), no `format`/`anyOf`/`oneOf`/`allOf` checks in schemas (types, required, enum,

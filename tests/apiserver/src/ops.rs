@@ -1,6 +1,7 @@
 //! The verbs: get, list, create, update, patch (merge, JSON, strategic, apply), delete and
 //! deletecollection, on one resource type.
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::patch;
@@ -22,49 +23,112 @@ pub(crate) fn parse_rv(raw: &str) -> ApiResult<u64> {
     raw.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {raw:?}")))
 }
 
-/// Lists (in the request's view) with the resourceVersion semantics of a LIST.
-pub(crate) fn list(store: &Store, ctx: &Ctx, selector: &Selector) -> ApiResult<(Vec<Value>, u64)> {
+/// One page of a LIST.
+#[derive(Debug)]
+pub(crate) struct Page {
+    pub items: Vec<Value>,
+    pub rv: u64,
+    /// The token for the next page, when `limit` cut the list.
+    pub continue_: Option<String>,
+    pub remaining: Option<usize>,
+}
+
+fn invalid_list(message: &str) -> ApiError {
+    ApiError::unprocessable(format!("ListOptions.meta.k8s.io \"\" is invalid: {message}"))
+}
+
+fn item_key(o: &Value) -> String {
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("").to_owned();
+    format!("{}/{}", s("/metadata/namespace"), s("/metadata/name"))
+}
+
+/// A continue token: the snapshot resourceVersion and the last key served.
+fn encode_continue(rv: u64, start: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE
+        .encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": start}).to_string())
+}
+
+fn decode_continue(token: &str) -> ApiResult<(u64, String)> {
+    let bad = || {
+        ApiError::bad_request(
+            "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+        )
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE.decode(token).map_err(|_| bad())?;
+    let v: Value = serde_json::from_slice(&raw).map_err(|_| bad())?;
+    let rv = v.get("rv").and_then(Value::as_u64).ok_or_else(bad)?;
+    let start = v.get("start").and_then(Value::as_str).ok_or_else(bad)?.to_owned();
+    Ok((rv, start))
+}
+
+/// Lists (in the request's view) with the resourceVersion semantics of a LIST, and `limit` /
+/// `continue` pagination over a consistent snapshot.
+pub(crate) fn list(store: &Store, ctx: &Ctx, selector: &Selector) -> ApiResult<Page> {
     let (group, plural) = ctx.rt.storage();
     let rv = ctx.query.get("resourceVersion").filter(|s| !s.is_empty());
     let rv_match = ctx.query.get("resourceVersionMatch").filter(|s| !s.is_empty());
-    if ctx.query.get("continue").is_some_and(|c| !c.is_empty()) {
-        return Err(ApiError::bad_request("continue key is not valid: this server never issues one"));
-    }
     let ns = ctx.namespace.as_deref();
-    let items = match (rv, rv_match) {
-        (None, Some(_)) => {
-            return Err(ApiError::unprocessable(
-                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch is \
-                 forbidden unless resourceVersion is provided",
+    let limit = match ctx.query.get("limit").filter(|s| !s.is_empty()) {
+        Some(l) => l.parse::<usize>().map_err(|_| ApiError::bad_request(format!("invalid limit {l:?}")))?,
+        None => 0,
+    };
+    let (items, at, after) = if let Some(token) = ctx.query.get("continue").filter(|c| !c.is_empty()) {
+        if rv.is_some() || rv_match.is_some() {
+            return Err(invalid_list(
+                "resourceVersion: Forbidden: specifying resource version is not allowed when using continue",
             ));
         }
-        (Some(raw), Some("Exact")) => {
-            let rv = parse_rv(raw)?;
-            if rv == 0 {
-                return Err(ApiError::unprocessable(
-                    "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Forbidden: resourceVersionMatch \
-                     \"exact\" is forbidden for resourceVersion \"0\"",
+        let (at, start) = decode_continue(token)?;
+        let items = store.list_at(&group, &plural, ns, at).map_err(|e| {
+            if e.code == 410 {
+                ApiError::new(410, "Expired", "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.")
+            } else {
+                e
+            }
+        })?;
+        (items, at, Some(start))
+    } else {
+        match (rv, rv_match) {
+            (None, Some(_)) => {
+                return Err(invalid_list(
+                    "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
                 ));
             }
-            let items = store.list_at(&group, &plural, ns, rv)?;
-            return Ok((filter(ctx, items, selector), rv));
-        }
-        (Some(raw), None | Some("NotOlderThan")) => {
-            let rv = parse_rv(raw)?;
-            if rv > store.current_rv() {
-                return Err(ApiError::too_large_resource_version(rv, store.current_rv()));
+            (Some(raw), Some("Exact")) => {
+                let at = parse_rv(raw)?;
+                if at == 0 {
+                    return Err(invalid_list(
+                        "resourceVersionMatch: Forbidden: resourceVersionMatch \"exact\" is forbidden for resourceVersion \"0\"",
+                    ));
+                }
+                (store.list_at(&group, &plural, ns, at)?, at, None)
             }
-            store.list(&group, &plural, ns)
-        }
-        (None, None) => store.list(&group, &plural, ns),
-        (_, Some(other)) => {
-            return Err(ApiError::unprocessable(format!(
-                "ListOptions.meta.k8s.io \"\" is invalid: resourceVersionMatch: Unsupported value: {other:?}: \
-                 supported values: \"Exact\", \"NotOlderThan\""
-            )));
+            (Some(raw), None | Some("NotOlderThan")) => {
+                let at = parse_rv(raw)?;
+                if at > store.current_rv() {
+                    return Err(ApiError::too_large_resource_version(at, store.current_rv()));
+                }
+                (store.list(&group, &plural, ns), store.current_rv(), None)
+            }
+            (None, None) => (store.list(&group, &plural, ns), store.current_rv(), None),
+            (_, Some(other)) => {
+                return Err(invalid_list(&format!(
+                    "resourceVersionMatch: Unsupported value: {other:?}: supported values: \"Exact\", \"NotOlderThan\""
+                )));
+            }
         }
     };
-    Ok((filter(ctx, items, selector), store.current_rv()))
+    let mut items = filter(ctx, items, selector);
+    if let Some(start) = after {
+        items.retain(|o| item_key(o) > start);
+    }
+    if limit == 0 || items.len() <= limit {
+        return Ok(Page { items, rv: at, continue_: None, remaining: None });
+    }
+    let remaining = items.len() - limit;
+    items.truncate(limit);
+    let token = items.last().map(|o| encode_continue(at, &item_key(o)));
+    Ok(Page { items, rv: at, continue_: token, remaining: Some(remaining) })
 }
 
 fn filter(ctx: &Ctx, items: Vec<Value>, selector: &Selector) -> Vec<Value> {
@@ -280,9 +344,8 @@ pub(crate) fn delete_collection(
     selector: &Selector,
     options: &Value,
 ) -> ApiResult<Vec<Value>> {
-    let (items, _) = list(store, ctx, selector)?;
     let mut deleted = Vec::new();
-    for item in items {
+    for item in list(store, ctx, selector)?.items {
         let name = item.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_owned();
         let mut item_ctx = ctx.clone();
         item_ctx.namespace = item.pointer("/metadata/namespace").and_then(Value::as_str).map(str::to_owned);

@@ -164,7 +164,7 @@ impl Registry {
     pub fn groups(&self) -> Vec<(String, Vec<String>)> {
         let mut groups: Vec<(String, Vec<String>)> = Vec::new();
         let mut order: Vec<&Arc<ResourceType>> =
-            self.types.values().filter(|rt| !rt.group.is_empty()).collect();
+            self.types.values().filter(|rt| !rt.group.is_empty() && !rt.versions.is_empty()).collect();
         order.sort_by_key(|rt| (rt.behavior == Behavior::Custom, rt.group.clone()));
         for rt in order {
             let entry = match groups.iter_mut().find(|(g, _)| *g == rt.group) {

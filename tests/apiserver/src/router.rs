@@ -214,8 +214,8 @@ fn collection(shared: &Arc<Shared>, req: &Incoming<'_>, ctx: &Ctx) -> ApiResult<
                 let rx = watch::start(shared, ctx.clone(), selector, out.format)?;
                 return Ok(Reply::Stream { rx });
             }
-            let (items, rv) = ops::list(&shared.lock_store(), ctx, &selector)?;
-            Ok(list_reply(ctx, items, rv, out))
+            let page = ops::list(&shared.lock_store(), ctx, &selector)?;
+            Ok(list_reply(ctx, page, out))
         }
         Method::POST if !all_namespaces(ctx) => {
             let body = body_json(req)?;
@@ -226,20 +226,28 @@ fn collection(shared: &Arc<Shared>, req: &Incoming<'_>, ctx: &Ctx) -> ApiResult<
             let selector = selector(ctx)?;
             let deleted = ops::delete_collection(&mut shared.lock_store(), ctx, &selector, &options)?;
             let rv = shared.lock_store().current_rv();
-            Ok(list_reply(ctx, deleted, rv, Output { format: Format::Object, yaml: false }))
+            let page = ops::Page { items: deleted, rv, continue_: None, remaining: None };
+            Ok(list_reply(ctx, page, Output { format: Format::Object, yaml: false }))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
-fn list_reply(ctx: &Ctx, items: Vec<Value>, rv: u64, out: Output) -> Reply {
-    let body = match out.format {
+fn list_reply(ctx: &Ctx, page: ops::Page, out: Output) -> Reply {
+    let ops::Page { items, rv, continue_, remaining } = page;
+    let mut body = match out.format {
         Format::Table(include) => table::table(&ctx.rt, &ctx.version, &items, Some(rv), include, true),
         Format::Metadata => json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": rv.to_string()}, "items": items.iter().map(table::partial).collect::<Vec<_>>()}),
         Format::Object => json!({"kind": ctx.rt.list_kind, "apiVersion": ctx.api_version(),
             "metadata": {"resourceVersion": rv.to_string()}, "items": items}),
     };
+    if let Some(token) = continue_ {
+        body["metadata"]["continue"] = json!(token);
+    }
+    if let Some(n) = remaining {
+        body["metadata"]["remainingItemCount"] = json!(n);
+    }
     Reply::Json { code: 200, body, warnings: Vec::new(), yaml: out.yaml, content_type: None }
 }
 

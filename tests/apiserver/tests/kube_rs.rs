@@ -176,6 +176,26 @@ async fn watcher_by_name_sees_changes_and_relists_after_a_restart() {
 }
 
 #[tokio::test]
+async fn paged_lists_of_the_watcher() {
+    let server = TestApiServer::start().await.unwrap();
+    let (client, _dir) = client_for(&server).await;
+    let secrets: Api<Secret> = Api::default_namespaced(client);
+    for i in 0..5 {
+        secrets.create(&PostParams::default(), &secret(&format!("s{i}"), "v")).await.unwrap();
+    }
+    let mut rx = spawn_watcher(secrets.clone(), watcher::Config::default().page_size(2));
+    let mut names = Vec::new();
+    while names.len() < 5 {
+        let (kind, s) = next_object(&mut rx).await;
+        assert_eq!(kind, "init");
+        names.push(s.name_any());
+    }
+    assert_eq!(names, ["s0", "s1", "s2", "s3", "s4"]);
+    let pages = server.requests().iter().filter(|r| r.query.contains("limit=2")).count();
+    assert_eq!(pages, 3);
+}
+
+#[tokio::test]
 async fn streaming_list_watcher_gets_initial_state_then_changes() {
     let server = TestApiServer::start().await.unwrap();
     let (client, _dir) = client_for(&server).await;

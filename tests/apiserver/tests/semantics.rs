@@ -405,3 +405,36 @@ async fn status_put_and_watch_timeout() {
     let took = started.elapsed();
     assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(4), "{took:?}");
 }
+
+#[tokio::test]
+async fn pagination_over_a_consistent_snapshot() {
+    let server = TestApiServer::start().await.unwrap();
+    for name in ["p1", "p2", "p3", "p4", "p5"] {
+        server.request(Method::POST, SECRETS, Some(&secret(name))).unwrap();
+    }
+    let first = server.get_json(&format!("{SECRETS}?limit=2")).unwrap();
+    let names = |l: &Value| {
+        l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&first), ["p1", "p2"]);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_owned();
+    server.request(Method::DELETE, &format!("{SECRETS}/p3"), None).unwrap();
+    let second = server.get_json(&format!("{SECRETS}?limit=2&continue={token}")).unwrap();
+    assert_eq!(names(&second), ["p3", "p4"], "pages come from the first page's snapshot");
+    assert_eq!(second["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+    let token = second["metadata"]["continue"].as_str().unwrap().to_owned();
+    let last = server.get_json(&format!("{SECRETS}?limit=2&continue={token}")).unwrap();
+    assert_eq!(names(&last), ["p5"]);
+    assert!(last["metadata"].get("continue").is_none());
+    server.compact();
+    let e = api_error(server.request(Method::GET, &format!("{SECRETS}?limit=2&continue={token}"), None));
+    assert_eq!((e.code, e.reason), (410, "Expired"));
+    let e = api_error(server.request(Method::GET, &format!("{SECRETS}?continue=garbage"), None));
+    assert_eq!(e.code, 400);
+}
