@@ -101,7 +101,7 @@ fn validate_secret(object: &Value, old: Option<&Value>) -> Vec<FieldError> {
         "kubernetes.io/tls" => &["tls.crt", "tls.key"],
         "kubernetes.io/dockerconfigjson" => &[".dockerconfigjson"],
         "kubernetes.io/dockercfg" => &[".dockercfg"],
-        "kubernetes.io/basic-auth" | "kubernetes.io/ssh-auth" => &[],
+        "kubernetes.io/ssh-auth" => &["ssh-privatekey"],
         _ => &[],
     };
     for k in required.iter().filter(|k| !has(k)) {
