@@ -74,7 +74,8 @@ pub fn redact(path: &str, query: Option<&str>) -> String {
             }
             match part.split_once('=') {
                 Some((key, value)) if key.eq_ignore_ascii_case("jwt_token") || looks_like_token(value) => {
-                    out.push_str(key);
+                    // The key may hold a token too (`?<JWT>=a.b.c`, found by fuzzing).
+                    out.push_str(if looks_like_token(key) { REDACTED } else { key });
                     out.push('=');
                     out.push_str(REDACTED);
                 }
@@ -109,6 +110,12 @@ mod tests {
             ("/x".into(), Some(format!("a=1&other={jwt}"))),
             ("/x".into(), Some("jwt_token=short".to_owned())),
             ("/terminals/1".into(), Some("EYJ0EXAIOIJKV1QI.EYJ".to_owned())),
+            // fuzz/artifacts/router/crash-d3bbe043: a token in a key whose value looks like one.
+            (
+                "/prin".into(),
+                Some(format!("6/\u{af}e*t\u{80}/prin?6/\u{af}e{jwt}*tzj-a0>/ben=b.zj-a0>/ben=b.n")),
+            ),
+            ("/x".into(), Some(format!("{jwt}=a.b.c"))),
         ];
         for (path, query) in cases {
             let logged = redact(&path, query.as_deref());
