@@ -29,10 +29,15 @@ const POLL: Duration = Duration::from_millis(250);
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format, cli.log_level.as_deref());
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
     // ROUTE_WORKERS: async worker threads (default: one per core), for benchmarks that pin
     // the proxy beside a load generator and compare it with nginx at equal worker counts.
-    if let Some(workers) = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok()) {
+    let workers: Option<usize> = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok());
+    let mut runtime = if workers == Some(1) {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if let Some(workers) = workers.filter(|&w| w > 1) {
         runtime.worker_threads(workers);
     }
     let runtime = match runtime.enable_all().build() {

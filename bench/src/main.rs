@@ -3,6 +3,7 @@
 //! object per measurement on stdout.
 
 mod http_load;
+mod plain_proxy;
 mod ws;
 
 use clap::Parser as _;
@@ -48,6 +49,13 @@ enum Cmd {
         #[arg(long, default_value_t = 20)]
         secs: u64,
     },
+    /// A minimal hyper reverse proxy to UPSTREAM (the floor of route's stack), one thread.
+    PlainProxy {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        #[arg(long)]
+        upstream: String,
+    },
     /// Streams BYTES in a POST body (generated on the fly) and reports MiB/s.
     Upload {
         #[arg(long)]
@@ -62,6 +70,11 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cmd = Cmd::parse();
+    if let Cmd::PlainProxy { listen, upstream } = &cmd {
+        // One thread, as route and nginx run in the comparison.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        return runtime.block_on(plain_proxy::run(listen, upstream));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
         match cmd {
@@ -71,6 +84,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::WsBulk { url, secs, size } => ws::bulk(&url, secs, size).await,
             Cmd::WsIdle { url, count, secs } => ws::idle(&url, count, secs).await,
             Cmd::Upload { url, bytes, header } => http_load::upload(&url, bytes, &header).await,
+            Cmd::PlainProxy { listen, upstream } => plain_proxy::run(&listen, &upstream).await,
         }
     })
 }

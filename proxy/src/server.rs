@@ -183,7 +183,7 @@ impl Server {
         graceful: &GracefulShutdown,
     ) {
         let _ = stream.set_nodelay(true);
-        let conn = Connection { peer, scheme: "http" };
+        let conn = Connection::new(peer, "http");
         let io = ClientIo::new(stream, permit, self.first_bytes_deadline());
         let served = serve(
             io,
@@ -215,7 +215,7 @@ impl Server {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let io = ClientIo::new(tls, permit, deadline);
-                    serve(io, Connection { peer, scheme: "https" }, proxy, builder, watcher, limits).await
+                    serve(io, Connection::new(peer, "https"), proxy, builder, watcher, limits).await
                 }
                 Ok(Err(err)) => tracing::debug!(peer = %peer, error = %err, "TLS handshake failed"),
                 Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -260,14 +260,17 @@ async fn serve<I>(
 {
     let metrics = Arc::clone(proxy.metrics());
     metrics.connections_open.inc();
+    let peer = conn.peer;
+    let conn = Arc::new(conn);
     let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
+        let conn = Arc::clone(&conn);
         request.extensions_mut().insert(limits);
-        async move { Ok::<_, Infallible>(proxy.handle(request, conn).await) }
+        async move { Ok::<_, Infallible>(proxy.handle(request, &conn).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(err) = watcher.watch(connection.into_owned()).await {
-        tracing::debug!(peer = %conn.peer, error = %err, "client connection ended with an error");
+        tracing::debug!(peer = %peer, error = %err, "client connection ended with an error");
     }
     metrics.connections_open.dec();
 }

@@ -21,11 +21,19 @@ use crate::routes::{Route, Upstream, parse_container, rewrite_path};
 use crate::settings::Settings;
 
 /// What the listener knows of a client connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Connection {
     pub peer: SocketAddr,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub scheme: &'static str,
+    /// The peer's address as a header value, formatted once for every request it sends.
+    pub client_ip: http::HeaderValue,
+}
+
+impl Connection {
+    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+        Self { peer, scheme, client_ip: headers::client_ip_value(peer) }
+    }
 }
 
 /// The data plane: every request goes through [`Proxy::handle`].
@@ -38,6 +46,15 @@ pub struct Proxy {
     shutdown: watch::Receiver<bool>,
     bytes_up: Counter,
     bytes_down: Counter,
+    labels: Labels,
+}
+
+/// Route labels of requests no route took, allocated once.
+#[derive(Debug)]
+struct Labels {
+    none: Arc<str>,
+    guard: Arc<str>,
+    builtin: Arc<str>,
 }
 
 /// Where a request goes, once its route and token are settled.
@@ -76,6 +93,7 @@ impl Proxy {
             shutdown,
             bytes_up,
             bytes_down,
+            labels: Labels { none: Arc::from("-"), guard: Arc::from("guard"), builtin: Arc::from("builtin") },
         }
     }
 
@@ -91,13 +109,13 @@ impl Proxy {
         Arc::clone(&self.settings.borrow())
     }
 
-    pub async fn handle(&self, request: Request<Incoming>, conn: Connection) -> Response<ResponseBody> {
+    pub async fn handle(&self, request: Request<Incoming>, conn: &Connection) -> Response<ResponseBody> {
         let started = Instant::now();
         let settings = self.settings();
         let mut record = AccessRecord {
             method: request.method().clone(),
             uri: request.uri().clone(),
-            route: Arc::from("-"),
+            route: Arc::clone(&self.labels.none),
             status: 0,
             started,
             upstream: None,
@@ -105,12 +123,12 @@ impl Proxy {
             body_error: None,
         };
         if let Some(refusal) = crate::guard::check(&request, &settings.routes) {
-            record.route = Arc::from("guard");
+            record.route = Arc::clone(&self.labels.guard);
             tracing::debug!(reason = refusal.reason, path = %record.path(), peer = %conn.peer, "refused before routing");
             return self.finish(crate::guard::response(&request, refusal), record);
         }
         if let Some(response) = builtins::answer(self, &settings, request.uri().path()).await {
-            record.route = Arc::from("builtin");
+            record.route = Arc::clone(&self.labels.builtin);
             return self.finish(response, record);
         }
         let (parts, body) = request.into_parts();
@@ -233,7 +251,7 @@ impl Proxy {
         mut parts: Parts,
         body: Incoming,
         plan: &Plan,
-        conn: Connection,
+        conn: &Connection,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let uri: Uri = format!("http://{}:{}{}", plan.host, plan.port, plan.path_and_query)
             .parse()
@@ -241,7 +259,13 @@ impl Proxy {
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let gzip_ok = plan.route.compress && compress::accepts_gzip(&parts.headers);
         let method = parts.method.clone();
-        headers::to_upstream(&mut parts.headers, conn.peer, conn.scheme, client_authority.as_deref(), None);
+        headers::to_upstream(
+            &mut parts.headers,
+            &conn.client_ip,
+            conn.scheme,
+            client_authority.as_deref(),
+            None,
+        );
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let request =
@@ -262,7 +286,7 @@ impl Proxy {
         parts: Parts,
         body: Incoming,
         plan: &Plan,
-        conn: Connection,
+        conn: &Connection,
         protocol: http::HeaderValue,
         settings: &Settings,
     ) -> Result<Response<ResponseBody>, ProxyError> {
@@ -273,7 +297,7 @@ impl Proxy {
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         headers::to_upstream(
             &mut parts.headers,
-            conn.peer,
+            &conn.client_ip,
             conn.scheme,
             client_authority.as_deref(),
             Some(protocol.clone()),

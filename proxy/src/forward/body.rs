@@ -169,7 +169,10 @@ enum Kind {
     Upstream {
         inner: Incoming,
         idle: Duration,
-        timer: Pin<Box<Sleep>>,
+        /// Armed when a poll finds nothing to send, cleared by the next frame: most responses
+        /// arrive whole and never touch the timer wheel.
+        timer: Option<Pin<Box<Sleep>>>,
+        waiting: bool,
         bytes: Counter,
         /// Set when the response is gzipped on its way to the client.
         gzip: Option<Box<GzEncoder<Vec<u8>>>>,
@@ -193,8 +196,11 @@ impl ResponseBody {
     }
 
     pub fn upstream(inner: Incoming, idle: Duration, bytes: Counter) -> Self {
-        let timer = Box::pin(tokio::time::sleep(idle));
-        Self { kind: Kind::Upstream { inner, idle, timer, bytes, gzip: None }, record: None, sent: 0 }
+        Self {
+            kind: Kind::Upstream { inner, idle, timer: None, waiting: false, bytes, gzip: None },
+            record: None,
+            sent: 0,
+        }
     }
 
     /// Gzips the upstream body on the way (fastest level, as nginx's default `gzip_comp_level 1`).
@@ -214,13 +220,13 @@ impl ResponseBody {
 
 impl ResponseBody {
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let Kind::Upstream { inner, idle, timer, bytes, gzip } = &mut self.kind else {
+        let Kind::Upstream { inner, idle, timer, waiting, bytes, gzip } = &mut self.kind else {
             return Poll::Ready(None);
         };
         loop {
             match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    timer.as_mut().reset(Instant::now() + *idle);
+                    *waiting = false;
                     let Some(encoder) = gzip.as_mut() else {
                         if let Some(data) = frame.data_ref() {
                             bytes.inc_by(data.len() as u64);
@@ -251,9 +257,17 @@ impl ResponseBody {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from(tail)))));
                 }
                 Poll::Pending => {
-                    return match timer.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle))),
-                        Poll::Pending => Poll::Pending,
+                    if !*waiting {
+                        *waiting = true;
+                        let deadline = Instant::now() + *idle;
+                        match timer.as_mut() {
+                            Some(timer) => timer.as_mut().reset(deadline),
+                            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+                        }
+                    }
+                    return match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
+                        Some(Poll::Ready(())) => Poll::Ready(Some(Err(BodyError::Idle))),
+                        _ => Poll::Pending,
                     };
                 }
             }

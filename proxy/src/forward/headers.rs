@@ -25,6 +25,11 @@ const HOP_BY_HOP: [&HeaderName; 7] = [
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages carry no hop-by-hop header but
+    // `Connection`, and a removal costs a hash lookup each.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -40,18 +45,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// A client address as a header value, made once per connection and shared by its requests.
+pub fn client_ip_value(peer: SocketAddr) -> HeaderValue {
+    HeaderValue::from_str(&peer.ip().to_string()).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
 /// Prepares a client request's headers for the upstream: hop-by-hop removed, `Host` kept (set
 /// from the authority for HTTP/2 clients), `X-Real-IP`, `X-Forwarded-For` (appended),
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` set. `upgrade` keeps a WebSocket handshake.
+/// `client_ip` is [`client_ip_value`] of the peer.
 pub fn to_upstream(
     headers: &mut HeaderMap,
-    peer: SocketAddr,
+    client_ip: &HeaderValue,
     scheme: &'static str,
     authority: Option<&str>,
     upgrade: Option<HeaderValue>,
 ) {
     strip_hop_by_hop(headers);
-    let client_ip = peer.ip().to_string();
     // Every earlier hop, from every `X-Forwarded-For` line in order, then the client.
     let mut forwarded_for = String::new();
     for previous in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
@@ -61,17 +71,20 @@ pub fn to_upstream(
             forwarded_for.push_str(", ");
         }
     }
-    forwarded_for.push_str(&client_ip);
+    let forwarded_for = if forwarded_for.is_empty() {
+        Some(client_ip.clone())
+    } else {
+        forwarded_for.push_str(client_ip.to_str().unwrap_or_default());
+        HeaderValue::from_str(&forwarded_for).ok()
+    };
     if !headers.contains_key(header::HOST)
         && let Some(host) = authority.and_then(|a| HeaderValue::from_str(a).ok())
     {
         headers.insert(header::HOST, host);
     }
     let host = headers.get(header::HOST).cloned();
-    if let Ok(value) = HeaderValue::from_str(&client_ip) {
-        headers.insert(X_REAL_IP.clone(), value);
-    }
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    headers.insert(X_REAL_IP.clone(), client_ip.clone());
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
@@ -136,7 +149,7 @@ mod tests {
             ("cookie", "a=b"),
             ("abcauthorization", "Bearer t"),
         ]);
-        to_upstream(&mut h, "10.0.0.9:5555".parse().unwrap(), "https", None, None);
+        to_upstream(&mut h, &client_ip_value("10.0.0.9:5555".parse().unwrap()), "https", None, None);
         assert_eq!(h["host"], "desk.example");
         assert_eq!(h["x-forwarded-for"], "1.2.3.4, 5.6.7.8, 10.0.0.9");
         assert_eq!(h["x-real-ip"], "10.0.0.9");
@@ -158,7 +171,7 @@ mod tests {
         ]);
         let upgrade = websocket_upgrade(&h);
         assert!(upgrade.is_some());
-        to_upstream(&mut h, "127.0.0.1:1".parse().unwrap(), "http", Some("a:1"), upgrade);
+        to_upstream(&mut h, &client_ip_value("127.0.0.1:1".parse().unwrap()), "http", Some("a:1"), upgrade);
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["upgrade"], "websocket");
         assert_eq!(h["sec-websocket-key"], "k");
