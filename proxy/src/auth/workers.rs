@@ -1,0 +1,170 @@
+//! The threads that do RSA work (a cache miss: verify, then one private-key operation).
+//!
+//! Not tokio's blocking pool: that one grows to hundreds of threads, and a burst of new tokens
+//! then gets as many runnable threads as it has requests, each with the event loop's share of
+//! the CPU, so every other client's cache hits wait behind them. Here a fixed set of threads
+//! (one per core the process may run on) takes jobs from a bounded queue, at a lower
+//! scheduling priority than the event loop: a burst of new tokens queues, the requests already
+//! resolved keep flowing, and when the queue is full a new token gets 503 at once instead of
+//! an unbounded wait.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::oneshot;
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Jobs waiting per worker thread before new ones are refused.
+const QUEUE_PER_THREAD: usize = 256;
+
+/// How much lower than the event loop the workers run (nice 0 is the default; +5 weighs a
+/// thread about a third of a nice-0 one under the Linux CFS).
+const NICE: u8 = 5;
+
+/// Why a job did not run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkerError {
+    /// The queue is full: too many new tokens at once.
+    Busy,
+    /// The job panicked or the pool is gone.
+    Lost,
+}
+
+/// A fixed set of low-priority threads behind a bounded queue.
+#[derive(Debug)]
+pub struct Workers {
+    queue: SyncSender<Job>,
+    threads: usize,
+}
+
+impl Workers {
+    /// The process-wide pool, started on first use.
+    pub fn global() -> &'static Self {
+        static POOL: OnceLock<Workers> = OnceLock::new();
+        POOL.get_or_init(|| {
+            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+            Self::start(threads)
+        })
+    }
+
+    /// Starts `threads` workers.
+    pub fn start(threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (queue, jobs) = mpsc::sync_channel::<Job>(threads * QUEUE_PER_THREAD);
+        let jobs = Arc::new(Mutex::new(jobs));
+        for i in 0..threads {
+            let jobs = Arc::clone(&jobs);
+            let spawned =
+                std::thread::Builder::new().name(format!("route-rsa-{i}")).spawn(move || run(&jobs));
+            if let Err(err) = spawned {
+                tracing::error!(error = %err, "cannot start an RSA worker thread");
+            }
+        }
+        Self { queue, threads }
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `job` on a worker and waits for its answer.
+    pub async fn run<T, F>(&self, job: F) -> Result<T, WorkerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.submit(job)?.await.map_err(|_| WorkerError::Lost)
+    }
+
+    /// Queues `job`; its answer arrives on the receiver.
+    pub fn submit<T, F>(&self, job: F) -> Result<oneshot::Receiver<T>, WorkerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The waiter may have gone (client disconnected): nothing to tell it.
+            let _ = tx.send(job());
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => Ok(rx),
+            Err(TrySendError::Full(_)) => Err(WorkerError::Busy),
+            Err(TrySendError::Disconnected(_)) => Err(WorkerError::Lost),
+        }
+    }
+}
+
+fn run(jobs: &Mutex<Receiver<Job>>) {
+    lower_priority();
+    loop {
+        // The lock is held only while waiting for the next job, never while one runs.
+        let job = match jobs.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        // A panic in one job (a bug, never input: the RSA code returns errors) must not take
+        // the thread with it; its waiter sees `Lost`.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+/// Lowers this thread's scheduling priority (raising one's own nice value needs no privilege).
+fn lower_priority() {
+    use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
+    // thread-priority maps 0..=99 onto nice 19..=-20 for normal threads: 35 is nice +5.
+    let value = ThreadPriorityValue::try_from(35u8).ok();
+    let Some(value) = value else { return };
+    if let Err(err) = set_current_thread_priority(ThreadPriority::Crossplatform(value)) {
+        tracing::debug!(error = ?err, nice = NICE, "cannot lower the RSA worker's priority");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn jobs_run_and_a_full_queue_refuses() {
+        let workers = Workers::start(1);
+        assert_eq!(workers.run(|| 40 + 2).await, Ok(42));
+        // Hold the only worker, fill the queue behind it, and one more is refused.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let blocker = workers.submit(move || {
+            let _ = started_tx.send(());
+            let _ = held.recv();
+        });
+        assert!(started.recv().is_ok());
+        let queued: Vec<_> = (0..QUEUE_PER_THREAD).map(|_| workers.submit(|| ())).collect();
+        assert!(queued.iter().all(Result::is_ok));
+        assert_eq!(workers.submit(|| ()).err(), Some(WorkerError::Busy));
+        release.send(()).ok();
+        assert!(blocker.is_ok_and(|_| true));
+        for job in queued.into_iter().flatten() {
+            assert_eq!(job.await, Ok(()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_loses_only_itself() {
+        let workers = Workers::start(1);
+        assert_eq!(workers.run(|| -> u8 { panic!("bug") }).await, Err(WorkerError::Lost));
+        assert_eq!(workers.run(|| 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn workers_run_below_the_event_loop() {
+        let nice = Workers::start(1)
+            .run(|| {
+                // Field 19 of /proc/thread-self/stat is the nice value.
+                let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+                let after_comm = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+                after_comm.split_whitespace().nth(16).and_then(|n| n.parse::<i32>().ok())
+            })
+            .await;
+        assert_eq!(nice, Ok(Some(i32::from(NICE))));
+    }
+}
