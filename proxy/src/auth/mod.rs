@@ -182,7 +182,7 @@ impl Resolver {
             .get_or_resolve(key, async {
                 did_work.store(true, std::sync::atomic::Ordering::Relaxed);
                 // One RSA private operation costs 0.1 to 7 ms: off the event loop, on the
-                // bounded low-priority workers, so that other clients' cache hits keep flowing.
+                // bounded worker threads, so that other clients' cache hits keep flowing.
                 workers::Workers::global()
                     .run(move || {
                         resolve_uncached(&owned_token, &owned_settings.auth, mint::unix_now()).map(Arc::new)
