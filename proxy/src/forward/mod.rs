@@ -4,6 +4,7 @@ pub mod body;
 pub mod compress;
 pub mod headers;
 pub mod http1;
+pub mod splice;
 pub mod tunnel;
 
 use std::error::Error as _;

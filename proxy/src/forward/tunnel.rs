@@ -109,7 +109,7 @@ pub async fn splice(
         }
     };
     let end = tokio::select! {
-        result = tokio::io::copy_bidirectional(&mut client, &mut upstream) => match result {
+        result = super::splice::copy_both(&mut client, &mut upstream) => match result {
             Ok((up, down)) => {
                 metrics.bytes.get_or_create(&crate::metrics::DirectionLabel { direction: crate::metrics::UPSTREAM }).inc_by(up);
                 metrics.bytes.get_or_create(&crate::metrics::DirectionLabel { direction: crate::metrics::DOWNSTREAM }).inc_by(down);
