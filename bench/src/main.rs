@@ -3,6 +3,7 @@
 //! object per measurement on stdout.
 
 mod http_load;
+mod http_rate;
 mod plain_proxy;
 mod ws;
 
@@ -56,6 +57,18 @@ enum Cmd {
         #[arg(long)]
         upstream: String,
     },
+    /// GET at a fixed rate (open loop): p50/p99 from when each request was due.
+    HttpRate {
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        secs: u64,
+        /// Extra header, `Name: value`.
+        #[arg(long)]
+        header: Vec<String>,
+    },
     /// Streams BYTES in a POST body (generated on the fly) and reports MiB/s.
     Upload {
         #[arg(long)]
@@ -84,6 +97,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::WsBulk { url, secs, size } => ws::bulk(&url, secs, size).await,
             Cmd::WsIdle { url, count, secs } => ws::idle(&url, count, secs).await,
             Cmd::Upload { url, bytes, header } => http_load::upload(&url, bytes, &header).await,
+            Cmd::HttpRate { url, rate, secs, header } => http_rate::rate(&url, rate, secs, &header).await,
             Cmd::PlainProxy { listen, upstream } => plain_proxy::run(&listen, &upstream).await,
         }
     })

@@ -113,9 +113,10 @@ pub async fn idle(url: &str, count: usize, secs: u64) -> anyhow::Result<()> {
     let mut open = Vec::with_capacity(count);
     let mut failed = 0;
     for _ in 0..count {
-        match connect(url).await {
-            Ok(ws) => open.push(ws),
-            Err(_) => failed += 1,
+        // A handshake that never completes counts as failed rather than stalling the run.
+        match tokio::time::timeout(Duration::from_secs(5), connect(url)).await {
+            Ok(Ok(ws)) => open.push(ws),
+            _ => failed += 1,
         }
     }
     println!("{{\"open\":{},\"failed\":{failed}}}", open.len());
