@@ -56,6 +56,9 @@ enum Cmd {
         listen: String,
         #[arg(long)]
         upstream: String,
+        /// One upstream connection per client connection (hyper's connection API, no pool).
+        #[arg(long)]
+        direct: bool,
     },
     /// GET at a fixed rate (open loop): p50/p99 from when each request was due.
     HttpRate {
@@ -83,10 +86,14 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cmd = Cmd::parse();
-    if let Cmd::PlainProxy { listen, upstream } = &cmd {
+    if let Cmd::PlainProxy { listen, upstream, direct } = &cmd {
         // One thread, as route and nginx run in the comparison.
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        return runtime.block_on(plain_proxy::run(listen, upstream));
+        return if *direct {
+            runtime.block_on(plain_proxy::run_direct(listen, upstream))
+        } else {
+            runtime.block_on(plain_proxy::run(listen, upstream))
+        };
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
@@ -98,7 +105,7 @@ fn main() -> anyhow::Result<()> {
             Cmd::WsIdle { url, count, secs } => ws::idle(&url, count, secs).await,
             Cmd::Upload { url, bytes, header } => http_load::upload(&url, bytes, &header).await,
             Cmd::HttpRate { url, rate, secs, header } => http_rate::rate(&url, rate, secs, &header).await,
-            Cmd::PlainProxy { listen, upstream } => plain_proxy::run(&listen, &upstream).await,
+            Cmd::PlainProxy { listen, upstream, .. } => plain_proxy::run(&listen, &upstream).await,
         }
     })
 }

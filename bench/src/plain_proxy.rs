@@ -58,3 +58,71 @@ pub async fn run(listen: &str, upstream: &str) -> anyhow::Result<()> {
         });
     }
 }
+
+/// The same proxy with one upstream connection per client connection, driven by hyper's
+/// connection API directly (no shared pool): what a pool of route's own could approach.
+pub async fn run_direct(listen: &str, upstream: &str) -> anyhow::Result<()> {
+    use std::sync::{Arc, Mutex};
+
+    use hyper::client::conn::http1::SendRequest;
+
+    let listener = TcpListener::bind(listen).await.context("bind")?;
+    println!("listening {}", listener.local_addr()?);
+    let upstream: &'static str = Box::leak(upstream.to_owned().into_boxed_str());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        stream.set_nodelay(true)?;
+        tokio::spawn(async move {
+            let slot: Arc<Mutex<Option<SendRequest<Incoming>>>> = Arc::default();
+            let service = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
+                let slot = Arc::clone(&slot);
+                async move {
+                    let kept = slot.lock().ok().and_then(|mut s| s.take()).filter(|s| !s.is_closed());
+                    let sender = match kept {
+                        Some(sender) => Some(sender),
+                        None => match tokio::net::TcpStream::connect(upstream).await {
+                            Ok(stream) => {
+                                let _ = stream.set_nodelay(true);
+                                match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await {
+                                    Ok((sender, conn)) => {
+                                        tokio::spawn(conn);
+                                        Some(sender)
+                                    }
+                                    Err(_) => None,
+                                }
+                            }
+                            Err(_) => None,
+                        },
+                    };
+                    let mut response = None;
+                    if let Some(mut sender) = sender
+                        && sender.ready().await.is_ok()
+                    {
+                        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+                        if let Ok(uri) = path.parse::<http::Uri>() {
+                            *request.uri_mut() = uri;
+                            response = sender.send_request(request).await.ok();
+                        }
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(sender);
+                        }
+                    }
+                    let response = match response {
+                        Some(response) => response.map(http_body_util::Either::Left),
+                        None => {
+                            let mut bad = http::Response::new(http_body_util::Either::Right(
+                                http_body_util::Empty::new(),
+                            ));
+                            *bad.status_mut() = http::StatusCode::BAD_GATEWAY;
+                            bad
+                        }
+                    };
+                    Ok::<_, Infallible>(response)
+                }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

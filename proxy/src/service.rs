@@ -253,9 +253,8 @@ impl Proxy {
         plan: &Plan,
         conn: &Connection,
     ) -> Result<Response<ResponseBody>, ProxyError> {
-        let uri: Uri = format!("http://{}:{}{}", plan.host, plan.port, plan.path_and_query)
-            .parse()
-            .map_err(|_| ProxyError::Upstream("invalid upstream URI".into()))?;
+        let uri = Uri::try_from(plan.path_and_query.as_str())
+            .map_err(|_| ProxyError::Upstream("invalid upstream path".into()))?;
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let gzip_ok = plan.route.compress && compress::accepts_gzip(&parts.headers);
         let method = parts.method.clone();
@@ -266,14 +265,23 @@ impl Proxy {
             client_authority.as_deref(),
             None,
         );
+        if !parts.headers.contains_key(http::header::HOST) {
+            // An HTTP/1.0 client may send none; HTTP/1.1 requires one upstream.
+            let host = format!("{}:{}", plan.host, plan.port);
+            if let Ok(value) = http::HeaderValue::from_str(&host) {
+                parts.headers.insert(http::header::HOST, value);
+            }
+        }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
         let request =
             Request::from_parts(parts, RequestBody::new(body, plan.route.max_body, self.bytes_up.clone()));
-        let response = self.upstreams.send(request, plan.route.read_timeout).await?;
+        let (response, lease) =
+            self.upstreams.send(&plan.host, plan.ip, plan.port, request, plan.route.read_timeout).await?;
         let (mut head, body) = response.into_parts();
         headers::to_client(&mut head.headers, None);
-        let mut body = ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone());
+        let mut body =
+            ResponseBody::upstream(body, Some(lease), plan.route.read_timeout, self.bytes_down.clone());
         if gzip_ok && compress::worth_compressing(&method, head.status, &head.headers) {
             compress::mark_compressed(&mut head.headers);
             body = body.gzipped();
@@ -313,7 +321,7 @@ impl Proxy {
             headers::to_client(&mut head.headers, None);
             return Ok(Response::from_parts(
                 head,
-                ResponseBody::upstream(body, plan.route.read_timeout, self.bytes_down.clone()),
+                ResponseBody::upstream(body, None, plan.route.read_timeout, self.bytes_down.clone()),
             ));
         };
         headers::to_client(&mut head.headers, Some(protocol));

@@ -123,6 +123,8 @@ struct Shared {
     seen: Mutex<Vec<Seen>>,
     /// Request heads received (counted before the body is read, so `Hang` and `Close` count).
     heads: Mutex<Vec<String>>,
+    /// Connections accepted.
+    connections: std::sync::atomic::AtomicUsize,
     changed: Notify,
 }
 
@@ -154,6 +156,7 @@ impl Upstream {
             behavior: Mutex::new(behavior),
             seen: Mutex::new(Vec::new()),
             heads: Mutex::new(Vec::new()),
+            connections: std::sync::atomic::AtomicUsize::new(0),
             changed: Notify::new(),
         });
         let accept_shared = Arc::clone(&shared);
@@ -163,6 +166,7 @@ impl Upstream {
                     continue;
                 };
                 let shared = Arc::clone(&accept_shared);
+                shared.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if *shared.behavior.lock().unwrap() == Behavior::Close {
                     tokio::spawn(close_after_head(shared, stream));
                     continue;
@@ -177,6 +181,11 @@ impl Upstream {
             }
         });
         Self { shared, addr, task }
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn port(&self) -> u16 {

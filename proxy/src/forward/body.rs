@@ -168,6 +168,8 @@ enum Kind {
     Full(Option<Bytes>),
     Upstream {
         inner: Incoming,
+        /// The pooled connection the body arrives on, given back when the body has ended.
+        lease: Option<super::http1::Lease>,
         idle: Duration,
         /// Armed when a poll finds nothing to send, cleared by the next frame: most responses
         /// arrive whole and never touch the timer wheel.
@@ -195,9 +197,14 @@ impl ResponseBody {
         Self::full(Bytes::new())
     }
 
-    pub fn upstream(inner: Incoming, idle: Duration, bytes: Counter) -> Self {
+    pub fn upstream(
+        inner: Incoming,
+        lease: Option<super::http1::Lease>,
+        idle: Duration,
+        bytes: Counter,
+    ) -> Self {
         Self {
-            kind: Kind::Upstream { inner, idle, timer: None, waiting: false, bytes, gzip: None },
+            kind: Kind::Upstream { inner, lease, idle, timer: None, waiting: false, bytes, gzip: None },
             record: None,
             sent: 0,
         }
@@ -220,7 +227,7 @@ impl ResponseBody {
 
 impl ResponseBody {
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let Kind::Upstream { inner, idle, timer, waiting, bytes, gzip } = &mut self.kind else {
+        let Kind::Upstream { inner, lease, idle, timer, waiting, bytes, gzip } = &mut self.kind else {
             return Poll::Ready(None);
         };
         loop {
@@ -246,6 +253,9 @@ impl ResponseBody {
                 }
                 Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
                 Poll::Ready(None) => {
+                    if let Some(lease) = lease.take() {
+                        lease.release();
+                    }
                     let Some(encoder) = gzip.take() else { return Poll::Ready(None) };
                     let tail = encoder.finish().map_err(|_| BodyError::Compress);
                     let tail = match tail {
@@ -320,6 +330,14 @@ impl Body for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
+        // A body with nothing left (HEAD, 204, 304, or read to its end without the final
+        // poll) frees its connection; one cut short takes the connection with it.
+        if let Kind::Upstream { inner, lease, .. } = &mut self.kind
+            && inner.is_end_stream()
+            && let Some(lease) = lease.take()
+        {
+            lease.release();
+        }
         if let Some(record) = self.record.take() {
             record.write(self.sent);
         }

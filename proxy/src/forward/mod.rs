@@ -7,8 +7,6 @@ pub mod http1;
 pub mod splice;
 pub mod tunnel;
 
-use std::error::Error as _;
-
 pub use body::{BodyError, RequestBody, ResponseBody};
 
 /// Why a request did not get an upstream response. Each side knows its status.
@@ -77,15 +75,11 @@ fn describe(err: &dyn std::error::Error) -> String {
     text
 }
 
-pub(crate) fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
+/// What an exchange with an upstream ended with, once connected.
+pub(crate) fn classify(err: &hyper::Error) -> ProxyError {
     match body_error_in(err) {
-        Some(BodyError::TooLarge(limit)) => return ProxyError::TooLarge(*limit),
-        Some(BodyError::ClientIdle(_)) => return ProxyError::ClientTimeout,
-        _ => {}
+        Some(BodyError::TooLarge(limit)) => ProxyError::TooLarge(*limit),
+        Some(BodyError::ClientIdle(_)) => ProxyError::ClientTimeout,
+        _ => ProxyError::Upstream(describe(err)),
     }
-    if err.is_connect() {
-        return ProxyError::Connect(describe(err));
-    }
-    let _ = err.source();
-    ProxyError::Upstream(describe(err))
 }

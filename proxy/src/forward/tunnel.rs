@@ -27,6 +27,8 @@ pub async fn connect(
     port: u16,
     timeout: Duration,
 ) -> Result<TcpStream, ProxyError> {
+    // A configured service may be an IP literal, IPv6 in brackets as in a URI.
+    let ip = ip.or_else(|| host.trim_start_matches('[').trim_end_matches(']').parse().ok());
     let attempt = async {
         match ip {
             Some(ip) => TcpStream::connect(SocketAddr::new(ip, port)).await,
