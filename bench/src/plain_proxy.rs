@@ -39,17 +39,7 @@ pub async fn run(listen: &str, upstream: &str) -> anyhow::Result<()> {
                         }
                         Err(_) => None,
                     };
-                    let response = match sent {
-                        Some(response) => response.map(http_body_util::Either::Left),
-                        None => {
-                            let mut bad = http::Response::new(http_body_util::Either::Right(
-                                http_body_util::Empty::new(),
-                            ));
-                            *bad.status_mut() = http::StatusCode::BAD_GATEWAY;
-                            bad
-                        }
-                    };
-                    Ok::<_, Infallible>(response)
+                    Ok::<_, Infallible>(answer(sent))
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -107,22 +97,26 @@ pub async fn run_direct(listen: &str, upstream: &str) -> anyhow::Result<()> {
                             *s = Some(sender);
                         }
                     }
-                    let response = match response {
-                        Some(response) => response.map(http_body_util::Either::Left),
-                        None => {
-                            let mut bad = http::Response::new(http_body_util::Either::Right(
-                                http_body_util::Empty::new(),
-                            ));
-                            *bad.status_mut() = http::StatusCode::BAD_GATEWAY;
-                            bad
-                        }
-                    };
-                    Ok::<_, Infallible>(response)
+                    Ok::<_, Infallible>(answer(response))
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+type Answer = http::Response<http_body_util::Either<Incoming, http_body_util::Empty<bytes::Bytes>>>;
+
+/// The upstream's response, or an empty 502.
+fn answer(response: Option<http::Response<Incoming>>) -> Answer {
+    match response {
+        Some(response) => response.map(http_body_util::Either::Left),
+        None => {
+            let mut bad = http::Response::new(http_body_util::Either::Right(http_body_util::Empty::new()));
+            *bad.status_mut() = http::StatusCode::BAD_GATEWAY;
+            bad
+        }
     }
 }
