@@ -53,6 +53,37 @@ pub fn client_body_idle_timeout() -> Duration {
     Duration::from_millis(CLIENT_BODY_IDLE_MS.load(Ordering::Relaxed))
 }
 
+/// A clock that runs only while a body waits for its next bytes: armed by the first poll that
+/// finds nothing, cleared by the next frame. Most bodies arrive whole and never arm it.
+#[derive(Debug, Default)]
+struct IdleTimer {
+    timer: Option<Pin<Box<Sleep>>>,
+    waiting: bool,
+}
+
+impl IdleTimer {
+    /// Bytes arrived: the next wait starts a new clock.
+    fn reset(&mut self) {
+        self.waiting = false;
+    }
+
+    /// Nothing arrived: starts the clock if it is not running; ready once `idle` has passed.
+    fn poll_expired(&mut self, cx: &mut Context<'_>, idle: Duration) -> Poll<()> {
+        if !self.waiting {
+            self.waiting = true;
+            let deadline = Instant::now() + idle;
+            match self.timer.as_mut() {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
+        }
+        match self.timer.as_mut() {
+            Some(timer) => timer.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    }
+}
+
 /// A client's request body on its way upstream: counted, cut at the route's limit, and cut
 /// when the client stops sending while the upstream waits for more.
 #[derive(Debug)]
@@ -62,9 +93,8 @@ pub struct RequestBody {
     limit: u64,
     bytes: Counter,
     idle: Duration,
-    /// Armed when a poll finds no data; the clock only runs while the proxy waits on the client.
-    timer: Option<Pin<Box<Sleep>>>,
-    waiting: bool,
+    /// Runs only while the proxy waits on the client.
+    timer: IdleTimer,
 }
 
 impl RequestBody {
@@ -75,8 +105,7 @@ impl RequestBody {
             limit: limit.unwrap_or(u64::MAX),
             bytes,
             idle: client_body_idle_timeout(),
-            timer: None,
-            waiting: false,
+            timer: IdleTimer::default(),
         }
     }
 
@@ -88,28 +117,19 @@ impl RequestBody {
             limit: u64::MAX,
             bytes,
             idle: DEFAULT_CLIENT_BODY_IDLE,
-            timer: None,
-            waiting: false,
+            timer: IdleTimer::default(),
         }
     }
 
     /// Pending from the client: starts the idle clock on the first such poll, and fails the
     /// body once it has run out.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let deadline = Instant::now() + self.idle;
-        if !self.waiting {
-            self.waiting = true;
-            match self.timer.as_mut() {
-                Some(timer) => timer.as_mut().reset(deadline),
-                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-            }
-        }
-        match self.timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-            Some(Poll::Ready(())) => {
+        match self.timer.poll_expired(cx, self.idle) {
+            Poll::Ready(()) => {
                 self.inner = None;
                 Poll::Ready(Some(Err(BodyError::ClientIdle(self.idle))))
             }
-            _ => Poll::Pending,
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -127,7 +147,7 @@ impl Body for RequestBody {
         let Poll::Ready(polled) = Pin::new(inner).poll_frame(cx) else {
             return this.poll_idle(cx);
         };
-        this.waiting = false;
+        this.timer.reset();
         let frame = match polled {
             None => return Poll::Ready(None),
             Some(Err(err)) => return Poll::Ready(Some(Err(err.into()))),
@@ -171,10 +191,7 @@ enum Kind {
         /// The pooled connection the body arrives on, given back when the body has ended.
         lease: Option<super::http1::Lease>,
         idle: Duration,
-        /// Armed when a poll finds nothing to send, cleared by the next frame: most responses
-        /// arrive whole and never touch the timer wheel.
-        timer: Option<Pin<Box<Sleep>>>,
-        waiting: bool,
+        timer: IdleTimer,
         bytes: Counter,
         /// Set when the response is gzipped on its way to the client.
         gzip: Option<Box<GzEncoder<Vec<u8>>>>,
@@ -204,7 +221,7 @@ impl ResponseBody {
         bytes: Counter,
     ) -> Self {
         Self {
-            kind: Kind::Upstream { inner, lease, idle, timer: None, waiting: false, bytes, gzip: None },
+            kind: Kind::Upstream { inner, lease, idle, timer: IdleTimer::default(), bytes, gzip: None },
             record: None,
             sent: 0,
         }
@@ -227,13 +244,13 @@ impl ResponseBody {
 
 impl ResponseBody {
     fn poll_upstream(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
-        let Kind::Upstream { inner, lease, idle, timer, waiting, bytes, gzip } = &mut self.kind else {
+        let Kind::Upstream { inner, lease, idle, timer, bytes, gzip } = &mut self.kind else {
             return Poll::Ready(None);
         };
         loop {
             match Pin::new(&mut *inner).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    *waiting = false;
+                    timer.reset();
                     let Some(encoder) = gzip.as_mut() else {
                         if let Some(data) = frame.data_ref() {
                             bytes.inc_by(data.len() as u64);
@@ -267,17 +284,9 @@ impl ResponseBody {
                     return Poll::Ready(Some(Ok(Frame::data(Bytes::from(tail)))));
                 }
                 Poll::Pending => {
-                    if !*waiting {
-                        *waiting = true;
-                        let deadline = Instant::now() + *idle;
-                        match timer.as_mut() {
-                            Some(timer) => timer.as_mut().reset(deadline),
-                            None => *timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
-                        }
-                    }
-                    return match timer.as_mut().map(|timer| timer.as_mut().poll(cx)) {
-                        Some(Poll::Ready(())) => Poll::Ready(Some(Err(BodyError::Idle))),
-                        _ => Poll::Pending,
+                    return match timer.poll_expired(cx, *idle) {
+                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyError::Idle))),
+                        Poll::Pending => Poll::Pending,
                     };
                 }
             }

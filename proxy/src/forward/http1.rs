@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,9 +26,9 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Idle connections kept per upstream; more are closed.
 const MAX_IDLE_PER_UPSTREAM: usize = 256;
 
-/// Every this many returns, the whole pool drops its dead and stale connections (pods come
-/// and go; their entries would otherwise stay).
-const SWEEP_EVERY: usize = 4096;
+/// How often idle connections past their timeout are closed (and dead ones dropped): an idle
+/// connection holds a descriptor here and a slot on the upstream.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 type Key = (Arc<str>, u16);
 
@@ -46,7 +46,8 @@ impl Idle {
 #[derive(Default)]
 struct Pool {
     idle: Mutex<HashMap<Key, Vec<Idle>>>,
-    returns: AtomicUsize,
+    /// Set once the sweeper task runs (started by the first exchange, inside the runtime).
+    sweeping: AtomicBool,
 }
 
 /// The upstream connections of every route, pooled by host and port.
@@ -107,20 +108,45 @@ impl Pool {
     }
 
     fn put(&self, key: Key, sender: SendRequest<RequestBody>) {
-        let sweep = self.returns.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1;
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sweep {
-            idle.retain(|_, list| {
-                list.retain(Idle::usable);
-                !list.is_empty()
-            });
-        }
         let list = idle.entry(key).or_default();
         if list.len() >= MAX_IDLE_PER_UPSTREAM {
             // The oldest goes: dropping its sender closes the connection.
             list.remove(0);
         }
         list.push(Idle { sender, since: Instant::now() });
+    }
+
+    /// Closes the connections idle past the timeout and forgets the dead ones (pods come and
+    /// go; their entries would otherwise stay).
+    fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(Idle::usable);
+            !list.is_empty()
+        });
+    }
+
+    /// Starts the sweeper once; it ends with the pool.
+    fn start_sweeping(self: &Arc<Self>) {
+        if self.sweeping.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(pool) = pool.upgrade() else { return };
+                pool.sweep();
+            }
+        });
+    }
+
+    #[cfg(test)]
+    fn idle_count(&self) -> usize {
+        self.idle.lock().map_or(0, |idle| idle.values().map(Vec::len).sum())
     }
 }
 
@@ -153,6 +179,7 @@ impl Upstreams {
         mut request: http::Request<RequestBody>,
     ) -> Result<(http::Response<Incoming>, Lease), ProxyError> {
         let key: Key = (Arc::clone(host), port);
+        self.pool.start_sweeping();
         loop {
             let (mut sender, reused) = match self.pool.take(&key) {
                 Some(sender) => (sender, true),
@@ -197,5 +224,45 @@ impl Upstreams {
             }
         });
         Ok(sender)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle connection past its timeout is closed by the sweep, not kept until the next
+    /// request to its upstream (the soak run caught descriptors that never came back).
+    #[tokio::test]
+    async fn the_sweep_closes_idle_connections() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+        let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+        let (closed_tx, closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            if let Ok((mut stream, _)) = listener.accept().await {
+                // Reads until the proxy closes its side.
+                let mut buf = [0u8; 64];
+                while tokio::io::AsyncReadExt::read(&mut stream, &mut buf).await.is_ok_and(|n| n > 0) {}
+                let _ = closed_tx.send(());
+            }
+        });
+        let upstreams = Upstreams::new(Duration::from_secs(1));
+        let sender = upstreams.connect("127.0.0.1", Some(addr.ip()), addr.port()).await;
+        let Ok(sender) = sender else { panic!("no connection") };
+        let key: Key = (Arc::from("127.0.0.1"), addr.port());
+        upstreams.pool.put(key.clone(), sender);
+        assert_eq!(upstreams.pool.idle_count(), 1);
+        upstreams.pool.sweep();
+        assert_eq!(upstreams.pool.idle_count(), 1, "a fresh idle connection was closed");
+        if let Ok(mut idle) = upstreams.pool.idle.lock()
+            && let Some(entry) = idle.get_mut(&key).and_then(|list| list.first_mut())
+        {
+            entry.since =
+                Instant::now().checked_sub(IDLE_TIMEOUT + Duration::from_secs(1)).unwrap_or(entry.since);
+        }
+        upstreams.pool.sweep();
+        assert_eq!(upstreams.pool.idle_count(), 0);
+        let ended = tokio::time::timeout(Duration::from_secs(5), closed).await;
+        assert!(matches!(ended, Ok(Ok(()))), "the upstream never saw the connection close");
     }
 }
