@@ -1,0 +1,57 @@
+//! The README's first command, `route demo`: it starts, prints a token and a request, and that
+//! request goes through the whole token path to the demo desktop; without the token, 401.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod support;
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+
+use support::raw::RawConn;
+use support::{STEP, proxy::BIN};
+
+#[tokio::test]
+async fn the_demo_serves_its_printed_request() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("route demo starts");
+    let stdout = child.stdout.take().unwrap();
+    // The token line, read off a blocking thread (the demo keeps running).
+    let token = tokio::task::spawn_blocking(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.trim().strip_prefix("TOKEN=").map(str::to_owned))
+    });
+    let token = support::within(STEP, "the demo prints its token", token).await.unwrap();
+    let Some(token) = token else {
+        let _ = child.kill();
+        panic!("the demo printed no token");
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+
+    let mut conn = RawConn::connect(addr).await;
+    let request =
+        format!("GET /spawner/hello HTTP/1.1\r\nHost: demo\r\nABCAuthorization: Bearer {token}\r\n\r\n");
+    conn.send(request.as_bytes()).await;
+    let answer = conn.response(STEP).await.expect("an answer");
+    let body = String::from_utf8_lossy(&answer.body).into_owned();
+
+    let mut bare = RawConn::connect(addr).await;
+    bare.send(b"GET /spawner/hello HTTP/1.1\r\nHost: demo\r\n\r\n").await;
+    let refused = bare.response(STEP).await.expect("an answer");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    assert_eq!(answer.status, 200, "{body}");
+    assert!(body.contains("hello from the demo desktop"), "{body}");
+    assert!(body.contains("GET /spawner/hello"), "{body}");
+    assert!(!body.contains(&token), "the desktop saw the token");
+    assert_eq!(refused.status, 401);
+}
