@@ -93,14 +93,11 @@ impl Pool {
     fn take(&self, key: &Key) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = idle.get_mut(key)?;
-        let mut found = None;
-        // The most recently used first: its connection is the likeliest to be warm and open.
-        while let Some(entry) = list.pop() {
-            if entry.usable() {
-                found = Some(entry.sender);
-                break;
-            }
-        }
+        list.retain(Idle::usable);
+        // The most recently used ready one: its connection is the likeliest to be warm. One
+        // that is not ready yet (its upstream answered before the request body was all sent)
+        // stays for later rather than make this request wait for another client's upload.
+        let found = list.iter().rposition(|entry| entry.sender.is_ready()).map(|i| list.remove(i).sender);
         if list.is_empty() {
             idle.remove(key);
         }
