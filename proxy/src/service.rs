@@ -13,7 +13,11 @@ use tokio::time::Instant;
 use crate::access::AccessRecord;
 use crate::auth::{AuthError, Resolver, extract};
 use crate::builtins::{self, text};
-use crate::forward::{ProxyError, RequestBody, ResponseBody, compress, headers, http1::Upstreams, tunnel};
+use crate::forward::{
+    ProxyError, RequestBody, ResponseBody, compress, headers,
+    http1::{Destination, Upstreams},
+    tunnel,
+};
 use crate::metrics::{
     DOWNSTREAM, DirectionLabel, Metrics, RequestLabels, RouteLabel, UPSTREAM, status_class,
 };
@@ -82,12 +86,11 @@ impl Proxy {
         metrics: Arc<Metrics>,
         shutdown: watch::Receiver<bool>,
     ) -> Self {
-        let connect_timeout = settings.borrow().limits.connect_timeout;
         let bytes_up = metrics.bytes.get_or_create(&DirectionLabel { direction: UPSTREAM }).clone();
         let bytes_down = metrics.bytes.get_or_create(&DirectionLabel { direction: DOWNSTREAM }).clone();
         Self {
             resolver: Resolver::new(Arc::clone(&metrics)),
-            upstreams: Upstreams::new(connect_timeout),
+            upstreams: Upstreams::new(),
             settings,
             metrics,
             shutdown,
@@ -162,7 +165,7 @@ impl Proxy {
             .filter(|_| plan.route.websocket && parts.version == Version::HTTP_11);
         let result = match upgrade {
             Some(protocol) => self.tunnel(parts, body, &plan, conn, protocol, &settings).await,
-            None => self.forward(parts, body, &plan, conn).await,
+            None => self.forward(parts, body, &plan, conn, &settings).await,
         };
         match result {
             Ok(response) => self.finish(response, record),
@@ -252,6 +255,7 @@ impl Proxy {
         body: Incoming,
         plan: &Plan,
         conn: &Connection,
+        settings: &Settings,
     ) -> Result<Response<ResponseBody>, ProxyError> {
         let uri = Uri::try_from(plan.path_and_query.as_str())
             .map_err(|_| ProxyError::Upstream("invalid upstream path".into()))?;
@@ -276,8 +280,13 @@ impl Proxy {
         parts.version = Version::HTTP_11;
         let request =
             Request::from_parts(parts, RequestBody::new(body, plan.route.max_body, self.bytes_up.clone()));
-        let (response, lease) =
-            self.upstreams.send(&plan.host, plan.ip, plan.port, request, plan.route.read_timeout).await?;
+        let to = Destination {
+            host: &plan.host,
+            ip: plan.ip,
+            port: plan.port,
+            connect_timeout: settings.limits.connect_timeout,
+        };
+        let (response, lease) = self.upstreams.send(to, request, plan.route.read_timeout).await?;
         let (mut head, body) = response.into_parts();
         headers::to_client(&mut head.headers, None);
         let mut body =

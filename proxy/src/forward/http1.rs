@@ -51,16 +51,26 @@ struct Pool {
 }
 
 /// The upstream connections of every route, pooled by host and port.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Upstreams {
     pool: Arc<Pool>,
-    connect_timeout: Duration,
 }
 
 impl std::fmt::Debug for Upstreams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams").field("connect_timeout", &self.connect_timeout).finish_non_exhaustive()
+        f.debug_struct("Upstreams").finish_non_exhaustive()
     }
+}
+
+/// Where an exchange goes, and how long connecting there may take (from the settings of the
+/// moment: a reload applies to the next new connection).
+#[derive(Debug, Clone, Copy)]
+pub struct Destination<'a> {
+    pub host: &'a Arc<str>,
+    /// The address when the target is an IP; a name is resolved at connect time.
+    pub ip: Option<IpAddr>,
+    pub port: u16,
+    pub connect_timeout: Duration,
 }
 
 /// A connection lent to one exchange: it goes back to the pool when the response body has
@@ -148,21 +158,19 @@ impl Pool {
 }
 
 impl Upstreams {
-    pub fn new(connect_timeout: Duration) -> Self {
-        Self { pool: Arc::default(), connect_timeout }
+    pub fn new() -> Self {
+        Self::default()
     }
 
-    /// Sends `request` (origin-form URI, `Host` set) to `host:port` and waits for the response
-    /// head at most `timeout`. The [`Lease`] must travel with the response body.
+    /// Sends `request` (origin-form URI, `Host` set) to `to` and waits for the response head
+    /// at most `timeout`. The [`Lease`] must travel with the response body.
     pub async fn send(
         &self,
-        host: &Arc<str>,
-        ip: Option<IpAddr>,
-        port: u16,
+        to: Destination<'_>,
         request: http::Request<RequestBody>,
         timeout: Duration,
     ) -> Result<(http::Response<Incoming>, Lease), ProxyError> {
-        match tokio::time::timeout(timeout, self.exchange(host, ip, port, request)).await {
+        match tokio::time::timeout(timeout, self.exchange(to, request)).await {
             Err(_) => Err(ProxyError::Timeout),
             Ok(result) => result,
         }
@@ -170,17 +178,15 @@ impl Upstreams {
 
     async fn exchange(
         &self,
-        host: &Arc<str>,
-        ip: Option<IpAddr>,
-        port: u16,
+        to: Destination<'_>,
         mut request: http::Request<RequestBody>,
     ) -> Result<(http::Response<Incoming>, Lease), ProxyError> {
-        let key: Key = (Arc::clone(host), port);
+        let key: Key = (Arc::clone(to.host), to.port);
         self.pool.start_sweeping();
         loop {
             let (mut sender, reused) = match self.pool.take(&key) {
                 Some(sender) => (sender, true),
-                None => (self.connect(host, ip, port).await?, false),
+                None => (connect(to).await?, false),
             };
             // A pooled connection may still be finishing its last exchange.
             if sender.ready().await.is_err() {
@@ -203,25 +209,21 @@ impl Upstreams {
             }
         }
     }
+}
 
-    async fn connect(
-        &self,
-        host: &str,
-        ip: Option<IpAddr>,
-        port: u16,
-    ) -> Result<SendRequest<RequestBody>, ProxyError> {
-        let stream = tunnel::connect(host, ip, port, self.connect_timeout).await?;
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|err| ProxyError::Connect(err.to_string()))?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "upstream connection ended");
-            }
-        });
-        Ok(sender)
-    }
+/// A new connection to `to`, its driver spawned on the current runtime.
+async fn connect(to: Destination<'_>) -> Result<SendRequest<RequestBody>, ProxyError> {
+    let stream = tunnel::connect(to.host, to.ip, to.port, to.connect_timeout).await?;
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|err| ProxyError::Connect(err.to_string()))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "upstream connection ended");
+        }
+    });
+    Ok(sender)
 }
 
 #[cfg(test)]
@@ -243,8 +245,15 @@ mod tests {
                 let _ = closed_tx.send(());
             }
         });
-        let upstreams = Upstreams::new(Duration::from_secs(1));
-        let sender = upstreams.connect("127.0.0.1", Some(addr.ip()), addr.port()).await;
+        let upstreams = Upstreams::new();
+        let host: Arc<str> = Arc::from("127.0.0.1");
+        let to = Destination {
+            host: &host,
+            ip: Some(addr.ip()),
+            port: addr.port(),
+            connect_timeout: Duration::from_secs(1),
+        };
+        let sender = connect(to).await;
         let Ok(sender) = sender else { panic!("no connection") };
         let key: Key = (Arc::from("127.0.0.1"), addr.port());
         upstreams.pool.put(key.clone(), sender);
