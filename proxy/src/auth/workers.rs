@@ -30,11 +30,10 @@ pub enum WorkerError {
     Lost,
 }
 
-/// A fixed set of low-priority threads behind a bounded queue.
+/// A fixed set of threads behind a bounded queue.
 #[derive(Debug)]
 pub struct Workers {
     queue: SyncSender<Job>,
-    threads: usize,
 }
 
 impl Workers {
@@ -60,11 +59,7 @@ impl Workers {
                 tracing::error!(error = %err, "cannot start an RSA worker thread");
             }
         }
-        Self { queue, threads }
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads
+        Self { queue }
     }
 
     /// Runs `job` on a worker and waits for its answer.

@@ -103,11 +103,14 @@ impl Pool {
     fn take(&self, key: &Key) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = idle.get_mut(key)?;
-        list.retain(Idle::usable);
         // The most recently used ready one: its connection is the likeliest to be warm. One
         // that is not ready yet (its upstream answered before the request body was all sent)
-        // stays for later rather than make this request wait for another client's upload.
-        let found = list.iter().rposition(|entry| entry.sender.is_ready()).map(|i| list.remove(i).sender);
+        // stays for later rather than make this request wait for another client's upload;
+        // dead and stale ones are left to the sweeper.
+        let found = list
+            .iter()
+            .rposition(|entry| entry.usable() && entry.sender.is_ready())
+            .map(|i| list.remove(i).sender);
         if list.is_empty() {
             idle.remove(key);
         }
@@ -188,7 +191,8 @@ impl Upstreams {
                 Some(sender) => (sender, true),
                 None => (connect(to).await?, false),
             };
-            // A pooled connection may still be finishing its last exchange.
+            // A connection can close between the pool and here (a fresh one: during its
+            // handshake); a pooled one that did is replaced.
             if sender.ready().await.is_err() {
                 if reused {
                     continue;
