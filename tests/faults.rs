@@ -16,6 +16,7 @@ use futures_util::StreamExt as _;
 use http::StatusCode;
 use serde_json::json;
 use support::faulty::{Fault, Faulty};
+use support::hostile::no_panic;
 use support::ws::Handshake;
 use support::{Behavior, Manifest, Proxy, Req, STEP, Upstream, eventually, keys, metric, within};
 
@@ -27,11 +28,6 @@ async fn proxy_for(faulty: &Faulty) -> Proxy {
         .route(json!({"name": "spawner", "readTimeoutSeconds": 1}))
         .set_in("limits", "connectTimeoutSeconds", json!(2));
     Proxy::start(&m).await
-}
-
-fn no_panic(proxy: &Proxy) {
-    let logs = proxy.logs_redacted();
-    assert!(!logs.contains("panicked"), "the proxy panicked:\n{logs}");
 }
 
 /// Sends `GET /spawner/<what>` and returns the outcome and how long it took.

@@ -10,6 +10,7 @@
 pub mod client;
 pub mod desk;
 pub mod faulty;
+pub mod hostile;
 pub mod kube;
 pub mod manifest;
 pub mod proxy;
