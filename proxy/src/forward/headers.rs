@@ -12,7 +12,8 @@ static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
 /// Hop-by-hop headers of RFC 9110, 7.6.1: they describe one connection and are never
-/// forwarded. `Upgrade` is re-added for a WebSocket tunnel.
+/// forwarded. `Upgrade` is re-added for a WebSocket tunnel. `Connection` first: see
+/// [`strip_hop_by_hop`].
 const HOP_BY_HOP: [&HeaderName; 7] = [
     &header::CONNECTION,
     &KEEP_ALIVE,
@@ -25,23 +26,32 @@ const HOP_BY_HOP: [&HeaderName; 7] = [
 
 /// Removes the hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // One pass over the names first: most messages carry no hop-by-hop header but
-    // `Connection`, and a removal costs a hash lookup each.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
-        return;
+    // One pass over the names, comparing without hashing: most messages carry no hop-by-hop
+    // header but `Connection: keep-alive`, and each removal is a hash lookup.
+    let mut present = [false; HOP_BY_HOP.len()];
+    for name in headers.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|hop| *hop == name) {
+            present[i] = true;
+        }
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
+    if present[0] {
+        // Names the `Connection` header lists, other than the hop-by-hop ones removed below
+        // (`keep-alive`, `upgrade`): usually none, and then nothing is allocated.
+        let named: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|name| !HOP_BY_HOP.iter().any(|hop| hop.as_str().eq_ignore_ascii_case(name)))
+            .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+            .collect();
+        for name in named {
+            headers.remove(name);
+        }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    for (name, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, present)| *present) {
+        headers.remove(*name);
     }
 }
 
@@ -77,12 +87,13 @@ pub fn to_upstream(
         forwarded_for.push_str(client_ip.to_str().unwrap_or_default());
         HeaderValue::from_str(&forwarded_for).ok()
     };
-    if !headers.contains_key(header::HOST)
-        && let Some(host) = authority.and_then(|a| HeaderValue::from_str(a).ok())
+    let mut host = headers.get(header::HOST).cloned();
+    if host.is_none()
+        && let Some(authority) = authority.and_then(|a| HeaderValue::from_str(a).ok())
     {
-        headers.insert(header::HOST, host);
+        headers.insert(header::HOST, authority.clone());
+        host = Some(authority);
     }
-    let host = headers.get(header::HOST).cloned();
     headers.insert(X_REAL_IP.clone(), client_ip.clone());
     if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
