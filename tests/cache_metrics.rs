@@ -1,20 +1,13 @@
-//! PENDING (fails on the current binary, kept out of the suite): the cache's miss counter
-//! should count resolutions that did RSA work, not every request that missed while another
-//! was resolving the same token (design.md: "concurrent misses for one token do the crypto
-//! once"; metrics.rs: "Token resolutions that needed RSA work").
+//! The cache's miss counter counts resolutions that did RSA work, not every request that
+//! missed while another was resolving the same token (design.md: "concurrent misses for one
+//! token do the crypto once"; metrics.rs: "Token resolutions that needed RSA work").
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod support;
 
 use http::{Method, StatusCode};
-use support::{Desk, Proxy, Req, keys, metric_sum};
-
-async fn setup() -> (Desk, Proxy) {
-    let desk = Desk::start().await;
-    let proxy = Proxy::start(&desk.manifest(keys())).await;
-    (desk, proxy)
-}
+use support::{Req, desk_and_proxy, metric_sum};
 
 fn req(method: Method, path: &str) -> Req {
     Req::new(method, path)
@@ -22,7 +15,7 @@ fn req(method: Method, path: &str) -> Req {
 
 #[tokio::test]
 async fn concurrent_first_uses_of_a_token_resolve_it_once() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let requests = (0..20).map(|_| proxy.send(req(Method::GET, "/spawner").abc(&token)));
     for resp in futures_util::future::join_all(requests).await {

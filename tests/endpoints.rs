@@ -1,6 +1,6 @@
 //! One test per HTTP row of contract.md section 3: the port reached, the path sent, the headers
-//! the upstream saw, the body; plus the response headers, the token sources and their 401s,
-//! anchored paths, the container port allow-list, and the builtin endpoints.
+//! the upstream saw, the body; plus the response headers, the builtin endpoints, metrics, and
+//! routes changed by configuration. Tokens and target policy: tests/token_policy.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -9,17 +9,11 @@ mod support;
 use http::{Method, StatusCode};
 use serde_json::json;
 use support::{
-    Desk, Manifest, Proxy, Req, Resp, assert_forwarded, assert_response_headers, keys, metric_sum,
+    Desk, Manifest, Proxy, Req, assert_forwarded, assert_response_headers, desk_and_proxy, keys, metric_sum,
     mint_expired,
 };
 
 const HOST: &str = "desktop.example.com";
-
-async fn setup() -> (Desk, Proxy) {
-    let desk = Desk::start().await;
-    let proxy = Proxy::start(&desk.manifest(keys())).await;
-    (desk, proxy)
-}
 
 fn req(method: Method, path: &str) -> Req {
     Req::new(method, path).header("Host", HOST)
@@ -54,7 +48,7 @@ fn desk_port(desk: &Desk, name: &str) -> u16 {
 /// route's port with `upstream_path`, the body intact, the token header passed through; the
 /// same request without a token is 401 and reaches nothing.
 async fn desktop_row(method: Method, path: &str, name: &str, upstream_path: &str) {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let body: Vec<u8> = (0..100_000_u32).map(|i| (i % 241) as u8).collect();
     let request = req(method.clone(), path).abc(&token).body(body.clone());
@@ -110,7 +104,7 @@ async fn row_snapshot() {
 
 #[tokio::test]
 async fn row_container_token_port_rest() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let port = desk.pod.port();
     let path = format!("/container/{token}/{port}/app/index.html?lang=fr");
@@ -126,7 +120,7 @@ async fn row_container_token_port_rest() {
 
 #[tokio::test]
 async fn row_container_token_port() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let port = desk.pod.port();
     through(&desk, &proxy, req(Method::GET, &format!("/container/{token}/{port}")), "pod", "/").await;
@@ -136,7 +130,7 @@ async fn row_container_token_port() {
 
 #[tokio::test]
 async fn row_container_port_with_header() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let port = desk.pod.port();
     let path = format!("/container/{port}/api/x?y=1");
@@ -150,7 +144,7 @@ async fn row_container_port_with_header() {
 
 #[tokio::test]
 async fn row_pyos_paths_need_no_token_and_keep_their_path() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     for path in [
         "/moauth?code=1",
         "/fauth",
@@ -194,7 +188,7 @@ async fn row_pyos_paths_need_no_token_and_keep_their_path() {
 
 #[tokio::test]
 async fn row_console_prefix_replaced() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     through(&desk, &proxy, req(Method::GET, "/console/ui/index.html?x=1"), "console", "/ui/index.html?x=1")
         .await;
     through(&desk, &proxy, req(Method::GET, "/console"), "console", "/").await;
@@ -205,7 +199,7 @@ async fn row_console_prefix_replaced() {
 
 #[tokio::test]
 async fn row_speedtest_prefix_replaced_and_large_bodies() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let body = vec![1_u8; 4 * 1024 * 1024];
     let request = req(Method::POST, "/speedtest/empty.php?r=0.5").body(body.clone());
     let seen = through(&desk, &proxy, request, "speedtest", "/empty.php?r=0.5").await;
@@ -224,7 +218,7 @@ async fn row_speedtest_prefix_replaced_and_large_bodies() {
 
 #[tokio::test]
 async fn row_website_gets_everything_else_unchanged() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     through(&desk, &proxy, req(Method::GET, "/"), "website", "/").await;
     let seen = proxy.send(req(Method::GET, "/img/logo.svg?v=3")).await.seen();
     assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("website", "/img/logo.svg?v=3"));
@@ -237,7 +231,7 @@ async fn row_website_gets_everything_else_unchanged() {
 
 #[tokio::test]
 async fn client_headers_pass_through_and_hop_by_hop_ones_do_not() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     let request = req(Method::GET, "/spawner/x")
         .abc(&token)
@@ -288,149 +282,8 @@ async fn client_headers_pass_through_and_hop_by_hop_ones_do_not() {
 }
 
 #[tokio::test]
-async fn token_sources_bearer_fallback_and_prefix() {
-    let (desk, proxy) = setup().await;
-    let token = proxy.mint("127.0.0.1");
-    for (name, value) in [
-        ("ABCAuthorization", token.clone()),
-        ("ABCAuthorization", format!("Bearer {token}")),
-        ("ABCAuthorization", format!("bearer {token}")),
-        ("Authorization", format!("Bearer {token}")),
-    ] {
-        let resp = proxy.send(req(Method::GET, "/spawner").header(name, &value)).await;
-        let prefix = value.split(' ').next().filter(|_| value.contains(' ')).unwrap_or("");
-        assert_eq!(resp.status, StatusCode::OK, "{name}: {prefix} <token>: {}", resp.text());
-        assert_eq!(resp.seen().upstream, "spawner");
-    }
-    assert_eq!(desk.hits_except(&["spawner"]), 0);
-    proxy.finish();
-}
-
-async fn expect_401(proxy: &Proxy, request: Req, what: &str, tokens: &[&str]) -> Resp {
-    let resp = proxy.send(request).await;
-    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{what}: {}", resp.text());
-    assert_response_headers(&resp, what);
-    let body = resp.text();
-    for t in tokens {
-        assert!(!body.contains(t), "{what}: the 401 body carries the token");
-    }
-    assert!(body.lines().count() <= 1, "{what}: the 401 body is not one line: {body:?}");
-    resp
-}
-
-#[tokio::test]
-async fn missing_bad_and_expired_tokens_get_401_and_reach_nothing() {
-    let (desk, proxy) = setup().await;
-    let expired = proxy.secret(&mint_expired("127.0.0.1"));
-    let foreign = proxy.secret(&support::mint_with(support::other_keys(), "127.0.0.1", 420));
-    let bad = proxy.secret("eyJhbGciOiJub25lIn0.eyJoYXNoIjoieCJ9.c2lnbmF0dXJl");
-    let port = desk.pod.port();
-    for path in ["/spawner", "/filer", "/printerfiler", "/terminals", "/terminals/1/size", "/snapshot"] {
-        expect_401(&proxy, req(Method::GET, path), &format!("{path} without token"), &[]).await;
-        for (what, t) in [("bad", &bad), ("expired", &expired), ("foreign", &foreign)] {
-            expect_401(&proxy, req(Method::GET, path).abc(t), &format!("{path} {what} token"), &[t]).await;
-            expect_401(
-                &proxy,
-                req(Method::GET, path).header("Authorization", &format!("Bearer {t}")),
-                &format!("{path} {what} Bearer"),
-                &[t],
-            )
-            .await;
-        }
-    }
-    for t in [&bad, &expired, &foreign] {
-        expect_401(&proxy, req(Method::GET, &format!("/container/{t}/{port}/x")), "/container/<bad>", &[t])
-            .await;
-        expect_401(
-            &proxy,
-            req(Method::GET, &format!("/container/{port}/x")).abc(t),
-            "/container/<port> bad",
-            &[t],
-        )
-        .await;
-        expect_401(&proxy, req(Method::GET, &format!("/websockify?jwt_token={t}")), "/websockify bad", &[t])
-            .await;
-    }
-    expect_401(&proxy, req(Method::GET, &format!("/container/{port}/x")), "/container/<port> no token", &[])
-        .await;
-    assert_eq!(desk.hits_except(&[]), 0, "a refused request reached an upstream");
-
-    let metrics = proxy.metrics().await;
-    let failures = metric_sum(&metrics, "route_auth_failures_total", &[]);
-    // 6 paths x (no token + 3 bad tokens x 2 headers), 3 x 3 other sources, 1 missing.
-    assert_eq!(failures, 52.0, "route_auth_failures_total");
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn anchored_paths_never_reach_a_port_named_inside_them() {
-    let (desk, proxy) = setup().await;
-    let token = proxy.mint("127.0.0.1");
-    let victim = desk.victim.port();
-
-    // /filer/container/<JWT>/<port>/x is a filer request (the original sent it to <port>).
-    let path = format!("/filer/container/{token}/{victim}/x");
-    let resp = proxy.send(req(Method::GET, &path).abc(&token)).await;
-    assert_eq!(resp.status, StatusCode::OK, "{}", resp.text());
-    let seen = resp.seen();
-    assert_eq!(seen.upstream, "filer");
-    assert_eq!(seen.uri, path);
-    let resp = proxy.send(req(Method::GET, &path)).await;
-    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "without ABCAuthorization the filer refuses");
-
-    // /API/container/... goes to pyos unchanged.
-    let path = format!("/API/container/{token}/{victim}/x");
-    let seen = proxy.send(req(Method::GET, &path)).await.seen();
-    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("pyos", path.as_str()));
-
-    // Elsewhere in the path: the website, never the pod.
-    let path = format!("/x/container/{token}/{victim}/x");
-    let seen = proxy.send(req(Method::GET, &path)).await.seen();
-    assert_eq!(seen.upstream, "website");
-
-    assert_eq!(desk.victim.hits(), 0, "the port named in the path was reached");
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn container_port_allow_list() {
-    let desk = Desk::start().await;
-    let m = desk.manifest(keys()).set_in("targets", "containerPorts", json!([desk.pod.port()]));
-    let proxy = Proxy::start(&m).await;
-    let token = proxy.mint("127.0.0.1");
-    let (pod, victim) = (desk.pod.port(), desk.victim.port());
-
-    let seen = proxy.send(req(Method::GET, &format!("/container/{token}/{pod}/x"))).await.seen();
-    assert_eq!((seen.upstream.as_str(), seen.uri.as_str()), ("pod", "/x"));
-
-    for request in [
-        req(Method::GET, &format!("/container/{token}/{victim}/x")),
-        req(Method::GET, &format!("/container/{token}/{victim}")),
-        req(Method::GET, &format!("/container/{victim}/x")).abc(&token),
-    ] {
-        let resp = proxy.send(request).await;
-        assert_eq!(resp.status, StatusCode::FORBIDDEN, "a port outside containerPorts: {}", resp.text());
-        assert_response_headers(&resp, "container port refused");
-    }
-    assert_eq!(desk.victim.hits(), 0, "a port outside containerPorts was reached");
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn target_policy_refuses_targets_outside_the_allowed_networks() {
-    let desk = Desk::start().await;
-    let m = desk.manifest(keys()).set_in("targets", "allowedCidrs", json!(["10.244.0.0/16"]));
-    let proxy = Proxy::start(&m).await;
-    let token = proxy.mint("127.0.0.1");
-    let resp = proxy.send(req(Method::GET, "/spawner").abc(&token)).await;
-    assert_eq!(resp.status, StatusCode::FORBIDDEN, "a target outside allowedCidrs: {}", resp.text());
-    assert_eq!(desk.hits_except(&[]), 0);
-    proxy.finish();
-}
-
-#[tokio::test]
 async fn row_healthz_and_readyz() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     for path in ["/healthz", "/readyz"] {
         let resp = proxy.get(path).await;
         assert_eq!(resp.status, StatusCode::OK, "{path}");
@@ -480,7 +333,7 @@ async fn row_acme_challenge() {
 
 #[tokio::test]
 async fn metrics_count_requests_cache_and_failures() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     for _ in 0..3 {
         assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
@@ -501,7 +354,7 @@ async fn metrics_count_requests_cache_and_failures() {
 
 #[tokio::test]
 async fn errors_and_builtins_carry_no_server_header() {
-    let (_desk, proxy) = setup().await;
+    let (_desk, proxy) = desk_and_proxy().await;
     let fqdn = proxy.mint("nowhere-0a1b2c3d.desktop.abcdesktop.svc.cluster.local");
     for (request, status) in [
         (req(Method::GET, "/healthz"), StatusCode::OK),
@@ -517,71 +370,12 @@ async fn errors_and_builtins_carry_no_server_header() {
 }
 
 #[tokio::test]
-async fn debug_logs_carry_no_token_either() {
-    debug_logs_carry_no_token("debug").await;
-}
-
-#[tokio::test]
-async fn trace_logs_carry_no_token_either() {
-    debug_logs_carry_no_token("trace").await;
-}
-
-async fn debug_logs_carry_no_token(level: &str) {
-    let desk = Desk::start().await;
-    let proxy = Proxy::builder().manifest(&desk.manifest(keys())).log_level(level).start().await;
-    let good = proxy.mint("127.0.0.1");
-    let expired = proxy.secret(&mint_expired("127.0.0.1"));
-    let foreign = proxy.secret(&support::mint_with(support::other_keys(), "127.0.0.1", 420));
-    let port = desk.pod.port();
-    for t in [&good, &expired, &foreign] {
-        proxy.send(req(Method::GET, "/spawner").abc(t)).await;
-        proxy.send(req(Method::GET, "/spawner").header("Authorization", &format!("Bearer {t}"))).await;
-        proxy.send(req(Method::GET, &format!("/container/{t}/{port}/x?y=1"))).await;
-        proxy.send(req(Method::GET, &format!("/websockify?jwt_token={t}&x=1"))).await;
-        proxy.send(req(Method::GET, &format!("/terminals/1?{t}"))).await;
-        // Tokens where no route reads them still never reach a log.
-        proxy.send(req(Method::GET, &format!("/API/x?jwt_token={t}&a=1"))).await;
-        proxy.send(req(Method::GET, &format!("/index.html?{t}"))).await;
-        proxy.send(req(Method::GET, &format!("/img/{t}/x.png"))).await;
-        proxy.send(req(Method::GET, &format!("/container/{t}/99999/x"))).await;
-    }
-    let logs = proxy.logs();
-    assert!(!logs.is_empty(), "nothing logged at debug");
-    proxy.finish();
-}
-
-#[tokio::test]
 async fn manifests_folder_works_like_a_file() {
     let desk = Desk::start().await;
     let m: Manifest = desk.manifest(keys());
     let proxy = Proxy::builder().manifest(&m).folder().start().await;
     let token = proxy.mint("127.0.0.1");
     assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.seen().upstream, "spawner");
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn a_cached_token_is_refused_once_it_expires() {
-    let (_desk, proxy) = setup().await;
-    let now = support::unix_now();
-    let exp = now + 3;
-    let token = proxy.secret(
-        &route_proxy::auth::mint::Minter::from_key_set(keys())
-            .expect("minter")
-            .mint("127.0.0.1", now, exp)
-            .expect("mint"),
-    );
-    // Used (and cached) while valid...
-    for _ in 0..2 {
-        assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
-    }
-    // ...refused as soon as the clock passes exp (exp must be strictly greater than now).
-    support::eventually(std::time::Duration::from_secs(10), "the clock passes exp", || async {
-        (support::unix_now() >= exp).then_some(())
-    })
-    .await;
-    let resp = proxy.send(req(Method::GET, "/spawner").abc(&token)).await;
-    assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "an expired token served from the cache");
     proxy.finish();
 }
 
@@ -636,60 +430,8 @@ async fn routes_can_be_added_overridden_and_disabled() {
 }
 
 #[tokio::test]
-async fn dns_suffix_policy_refuses_before_resolving() {
-    let desk = Desk::start().await;
-    let m = desk.manifest(keys()).set_in(
-        "targets",
-        "allowedDnsSuffixes",
-        json!([".desktop.abcdesktop.svc.cluster.local"]),
-    );
-    let proxy = Proxy::start(&m).await;
-    let inside = proxy.mint("anonymous-0a1b2c3d.desktop.abcdesktop.svc.cluster.local");
-    let outside = proxy.mint("evil.example.com");
-    let resp = proxy.send(req(Method::GET, "/spawner").abc(&inside)).await;
-    assert_eq!(
-        resp.status,
-        StatusCode::BAD_GATEWAY,
-        "an allowed FQDN that does not resolve: {}",
-        resp.text()
-    );
-    let resp = proxy.send(req(Method::GET, "/spawner").abc(&outside)).await;
-    assert_eq!(resp.status, StatusCode::FORBIDDEN, "a name outside allowedDnsSuffixes: {}", resp.text());
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn nothing_is_cached_when_the_cap_is_one_second() {
-    let desk = Desk::start().await;
-    let m = desk.manifest(keys()).set("cache", json!({"ttlCapSeconds": 1, "maxEntries": 100}));
-    let proxy = Proxy::start(&m).await;
-    let token = proxy.mint("127.0.0.1");
-    for _ in 0..3 {
-        assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
-    }
-    let metrics = proxy.metrics().await;
-    assert_eq!(metric_sum(&metrics, "route_token_cache_hits_total", &[]), 0.0, "a hit with a 1 s cap");
-    assert_eq!(metric_sum(&metrics, "route_token_cache_misses_total", &[]), 3.0);
-    proxy.finish();
-}
-
-#[tokio::test]
-async fn pyos_authorization_passes_through_untouched() {
-    let (desk, proxy) = setup().await;
-    // pyos reads its own user token from Authorization: the Bearer fallback must not eat it.
-    let seen = proxy
-        .send(req(Method::GET, "/API/user/whoami").header("Authorization", "Bearer pyos-user-token"))
-        .await
-        .seen();
-    assert_eq!(seen.upstream, "pyos");
-    assert_eq!(seen.header("authorization"), Some("Bearer pyos-user-token"));
-    assert_eq!(desk.hits_except(&["pyos"]), 0);
-    proxy.finish();
-}
-
-#[tokio::test]
 async fn upstream_statuses_and_head_requests_pass_through() {
-    let (desk, proxy) = setup().await;
+    let (desk, proxy) = desk_and_proxy().await;
     let token = proxy.mint("127.0.0.1");
     for status in [201_u16, 204, 302, 404, 500, 503] {
         let resp = proxy

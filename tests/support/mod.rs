@@ -32,6 +32,13 @@ pub use manifest::Manifest;
 pub use proxy::Proxy;
 pub use upstream::{Behavior, Seen, Upstream};
 
+/// Every upstream of a desktop namespace, and the real binary in front of them with the test keys.
+pub async fn desk_and_proxy() -> (Desk, Proxy) {
+    let desk = Desk::start().await;
+    let proxy = Proxy::start(&desk.manifest(keys())).await;
+    (desk, proxy)
+}
+
 /// The default deadline of a single step (a request, a connection, a process start).
 pub const STEP: Duration = Duration::from_secs(15);
 
