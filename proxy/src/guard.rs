@@ -30,8 +30,8 @@ use crate::builtins::text;
 use crate::forward::ResponseBody;
 use crate::routes::RouteTable;
 
-/// Limits the guard applies; the listener attaches them to every request as an extension
-/// (see [`crate::server::ServerOptions`]); a request without them gets the defaults.
+/// Limits the guard applies; the listener gives them to every client connection (see
+/// [`crate::server::ServerOptions`] and [`crate::service::Connection`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GuardLimits {
     /// Longest path and query accepted, in bytes; longer answers 414.
@@ -103,8 +103,7 @@ pub fn response<B>(request: &Request<B>, refusal: Refusal) -> Response<ResponseB
 }
 
 /// The refusal for `request`, if it must not be routed.
-pub fn check<B>(request: &Request<B>, routes: &RouteTable) -> Option<Refusal> {
-    let limits = request.extensions().get::<GuardLimits>().copied().unwrap_or_default();
+pub fn check<B>(request: &Request<B>, routes: &RouteTable, limits: GuardLimits) -> Option<Refusal> {
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
         return Some(METHOD);
     }
@@ -330,30 +329,32 @@ mod tests {
             builder.body(()).unwrap()
         };
         let host = [("host", "d")];
-        assert_eq!(check(&req("CONNECT", "d:22", &host), &routes), Some(METHOD));
-        assert_eq!(check(&req("TRACE", "/", &host), &routes), Some(METHOD));
-        assert_eq!(check(&req("GET", "/spawner", &host), &routes), None);
-        assert_eq!(check(&req("GET", "/spawner", &[]), &routes), Some(HOST));
-        assert_eq!(check(&req("GET", "/spawner", &[("host", "a"), ("host", "b")]), &routes), Some(HOST));
+        assert_eq!(check(&req("CONNECT", "d:22", &host), &routes, GuardLimits::default()), Some(METHOD));
+        assert_eq!(check(&req("TRACE", "/", &host), &routes, GuardLimits::default()), Some(METHOD));
+        assert_eq!(check(&req("GET", "/spawner", &host), &routes, GuardLimits::default()), None);
+        assert_eq!(check(&req("GET", "/spawner", &[]), &routes, GuardLimits::default()), Some(HOST));
+        assert_eq!(
+            check(&req("GET", "/spawner", &[("host", "a"), ("host", "b")]), &routes, GuardLimits::default()),
+            Some(HOST)
+        );
         let long = format!("/spawner?{}", "a".repeat(DEFAULT_MAX_URI_BYTES));
-        assert_eq!(check(&req("GET", &long, &host), &routes), Some(URI_TOO_LONG));
-        let mut limited = req("GET", "/spawner?abc", &host);
-        limited.extensions_mut().insert(GuardLimits { max_uri_bytes: 8 });
-        assert_eq!(check(&limited, &routes), Some(URI_TOO_LONG));
+        assert_eq!(check(&req("GET", &long, &host), &routes, GuardLimits::default()), Some(URI_TOO_LONG));
+        let limited = req("GET", "/spawner?abc", &host);
+        assert_eq!(check(&limited, &routes, GuardLimits { max_uri_bytes: 8 }), Some(URI_TOO_LONG));
         for te in ["gzip, chunked", "chunked, chunked", "identity"] {
             let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", te)]);
-            assert_eq!(check(&r, &routes), Some(TRANSFER_CODING), "{te}");
+            assert_eq!(check(&r, &routes, GuardLimits::default()), Some(TRANSFER_CODING), "{te}");
         }
         let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", "Chunked")]);
-        assert_eq!(check(&r, &routes), None);
+        assert_eq!(check(&r, &routes, GuardLimits::default()), None);
         let r = req(
             "POST",
             "/spawner",
             &[("host", "d"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
         );
-        assert_eq!(check(&r, &routes), Some(TRANSFER_CODING));
+        assert_eq!(check(&r, &routes, GuardLimits::default()), Some(TRANSFER_CODING));
         let mut h2 = req("GET", "https://d/spawner", &[]);
         *h2.version_mut() = Version::HTTP_2;
-        assert_eq!(check(&h2, &routes), None, "HTTP/2 carries :authority, not Host");
+        assert_eq!(check(&h2, &routes, GuardLimits::default()), None, "HTTP/2 carries :authority, not Host");
     }
 }

@@ -183,16 +183,9 @@ impl Server {
         graceful: &GracefulShutdown,
     ) {
         let _ = stream.set_nodelay(true);
-        let conn = Connection::new(peer, "http");
+        let conn = Connection::new(peer, "http", self.guard_limits());
         let io = ClientIo::new(stream, permit, self.first_bytes_deadline());
-        let served = serve(
-            io,
-            conn,
-            Arc::clone(&self.proxy),
-            builder.clone(),
-            graceful.watcher(),
-            self.guard_limits(),
-        );
+        let served = serve(io, conn, Arc::clone(&self.proxy), builder.clone(), graceful.watcher());
         tokio::spawn(served);
     }
 
@@ -215,7 +208,7 @@ impl Server {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls)) => {
                     let io = ClientIo::new(tls, permit, deadline);
-                    serve(io, Connection::new(peer, "https"), proxy, builder, watcher, limits).await
+                    serve(io, Connection::new(peer, "https", limits), proxy, builder, watcher).await
                 }
                 Ok(Err(err)) => tracing::debug!(peer = %peer, error = %err, "TLS handshake failed"),
                 Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
@@ -254,7 +247,6 @@ async fn serve<I>(
     proxy: Arc<Proxy>,
     builder: auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
-    limits: GuardLimits,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -262,10 +254,9 @@ async fn serve<I>(
     metrics.connections_open.inc();
     let peer = conn.peer;
     let conn = Arc::new(conn);
-    let service = service_fn(move |mut request: http::Request<hyper::body::Incoming>| {
+    let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
         let conn = Arc::clone(&conn);
-        request.extensions_mut().insert(limits);
         async move { Ok::<_, Infallible>(proxy.handle(request, &conn).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

@@ -32,11 +32,13 @@ pub struct Connection {
     pub scheme: &'static str,
     /// The peer's address as a header value, formatted once for every request it sends.
     pub client_ip: http::HeaderValue,
+    /// The listener's limits on what its requests may look like.
+    pub limits: crate::guard::GuardLimits,
 }
 
 impl Connection {
-    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
-        Self { peer, scheme, client_ip: headers::client_ip_value(peer) }
+    pub fn new(peer: SocketAddr, scheme: &'static str, limits: crate::guard::GuardLimits) -> Self {
+        Self { peer, scheme, client_ip: headers::client_ip_value(peer), limits }
     }
 }
 
@@ -125,7 +127,7 @@ impl Proxy {
             peer: conn.peer,
             body_error: None,
         };
-        if let Some(refusal) = crate::guard::check(&request, &settings.routes) {
+        if let Some(refusal) = crate::guard::check(&request, &settings.routes, conn.limits) {
             record.route = Arc::clone(&self.labels.guard);
             tracing::debug!(reason = refusal.reason, path = %record.path(), peer = %conn.peer, "refused before routing");
             return self.finish(crate::guard::response(&request, refusal), record);
