@@ -18,9 +18,7 @@ use crate::forward::{
     http1::{Destination, Upstreams},
     tunnel,
 };
-use crate::metrics::{
-    DOWNSTREAM, DirectionLabel, Metrics, RequestLabels, RouteLabel, UPSTREAM, status_class,
-};
+use crate::metrics::{DOWNSTREAM, DirectionLabel, Metrics, UPSTREAM};
 use crate::routes::{Route, Upstream, parse_container, rewrite_path};
 use crate::settings::Settings;
 
@@ -352,15 +350,7 @@ impl Proxy {
     fn finish(&self, response: Response<ResponseBody>, mut record: AccessRecord) -> Response<ResponseBody> {
         let status = response.status();
         record.status = status.as_u16();
-        let route = Arc::clone(&record.route);
-        self.metrics
-            .requests
-            .get_or_create(&RequestLabels { route: Arc::clone(&route), class: status_class(status) })
-            .inc();
-        self.metrics
-            .request_duration
-            .get_or_create(&RouteLabel { route })
-            .observe(record.started.elapsed().as_secs_f64());
+        self.metrics.record_request(&record.route, status, record.started.elapsed().as_secs_f64());
         let (head, body) = response.into_parts();
         Response::from_parts(head, body.with_record(record))
     }

@@ -60,10 +60,14 @@ impl Expiry<Key, Arc<Resolved>> for PerEntry {
     }
 }
 
+/// Keys are SHA-256 digests: a seeded foldhash of their 32 bytes is as good a table hash as
+/// SipHash, at a tenth of its cost (callgrind: SipHash was ~270 instructions a lookup).
+type KeyHasher = foldhash::quality::RandomState;
+
 /// The bounded token cache.
 #[derive(Clone)]
 pub struct TokenCache {
-    inner: Cache<Key, Arc<Resolved>>,
+    inner: Cache<Key, Arc<Resolved>, KeyHasher>,
     capacity: u64,
 }
 
@@ -75,7 +79,10 @@ impl std::fmt::Debug for TokenCache {
 
 impl TokenCache {
     pub fn new(capacity: u64) -> Self {
-        let inner = Cache::builder().max_capacity(capacity).expire_after(PerEntry).build();
+        let inner = Cache::builder()
+            .max_capacity(capacity)
+            .expire_after(PerEntry)
+            .build_with_hasher(KeyHasher::default());
         Self { inner, capacity }
     }
 
