@@ -112,6 +112,67 @@ async fn bodies_up_to_the_limit_pass_and_route_limits_are_configurable() {
     proxy.finish();
 }
 
+/// A client that sends an over-limit body without waiting for the answer (no `Expect`) still
+/// reads the 413: the proxy takes in and drops the body instead of closing with it unread,
+/// which resets the connection under the client (it saw a broken pipe, not the 413).
+#[tokio::test]
+async fn an_over_limit_upload_sent_anyway_still_reads_its_413() {
+    let up = Upstream::start("spawner").await;
+    let filer = Upstream::start("filer").await;
+    let m = Manifest::new(keys())
+        .port("filer", filer.port())
+        .route(json!({"name": "filer", "maxBodyBytes": MIB}));
+    let proxy = spawner_proxy(&up, Some(m)).await;
+    let token = proxy.mint("127.0.0.1");
+    let body = vec![1_u8; usize::try_from(8 * MIB).unwrap()];
+    for round in 0..3 {
+        let mut conn = support::raw::RawConn::connect(proxy.addr()).await;
+        let head = format!(
+            "PUT /filer/big HTTP/1.1\r\nHost: d\r\nABCAuthorization: {token}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let sent = conn.try_send(head.as_bytes()).await.and(conn.try_send(&body).await);
+        assert!(sent.is_ok(), "round {round}: the upload was cut: {sent:?}");
+        let resp = conn.response(support::STEP).await;
+        assert_eq!(resp.map(|r| r.status), Some(413), "round {round}: the 413 was lost");
+        proxy.expect_access("PUT", "/filer/big", 413);
+    }
+    assert_eq!(filer.seen().len(), 0, "an over-limit upload reached the filer");
+    proxy.finish();
+}
+
+/// The body of a refused upload is read for a few seconds at most: a client that keeps sending
+/// is cut off, not served forever.
+#[tokio::test]
+async fn a_refused_upload_that_never_ends_is_cut_off() {
+    let up = Upstream::start("spawner").await;
+    let proxy = spawner_proxy(
+        &up,
+        Some(Manifest::new(keys()).route(json!({"name": "spawner", "maxBodyBytes": MIB}))),
+    )
+    .await;
+    let token = proxy.mint("127.0.0.1");
+    let mut conn = support::raw::RawConn::connect(proxy.addr()).await;
+    let head = format!(
+        "PUT /spawner/big HTTP/1.1\r\nHost: d\r\nABCAuthorization: {token}\r\nContent-Length: {}\r\n\r\n",
+        1_u64 << 40
+    );
+    assert!(conn.try_send(head.as_bytes()).await.is_ok());
+    let chunk = vec![0_u8; 64 * 1024];
+    let started = Instant::now();
+    let cut = loop {
+        if conn.try_send(&chunk).await.is_err() {
+            break started.elapsed();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still reading a refused upload after 20 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    assert!(cut >= Duration::from_secs(4), "cut after {cut:?}: the 413 may not have been readable");
+    assert_eq!(up.seen().len(), 0);
+    proxy.expect_access("PUT", "/spawner/big", 413);
+    proxy.finish();
+}
+
 #[tokio::test]
 async fn unreachable_targets_are_502() {
     let closed = support::closed_port();

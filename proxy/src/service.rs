@@ -159,6 +159,7 @@ impl Proxy {
             && content_length(&parts).is_some_and(|len| len > limit)
         {
             // Refused before the client uploads anything: no 100-continue goes out.
+            linger(body);
             return self.finish(text(StatusCode::PAYLOAD_TOO_LARGE, "413 request body too large\n"), record);
         }
         let upgrade = headers::websocket_upgrade(&parts.headers)
@@ -354,6 +355,18 @@ impl Proxy {
         let (head, body) = response.into_parts();
         Response::from_parts(head, body.with_record(record))
     }
+}
+
+/// How long the body of a refused request is read and dropped at most.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops the body of a request refused before its upload, for [`LINGER`] at most.
+/// A client that sends its body without waiting (no `Expect: 100-continue`) reads the answer
+/// only if its bytes are taken in meanwhile: a connection closed with them unread is reset
+/// under it, and it sees a broken pipe instead of the 413 (nginx's lingering close).
+fn linger(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    tokio::spawn(tokio::time::timeout(LINGER, async move { while let Some(Ok(_)) = body.frame().await {} }));
 }
 
 fn content_length(parts: &Parts) -> Option<u64> {

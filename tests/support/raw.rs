@@ -64,8 +64,14 @@ impl RawConn {
 
     /// Writes `bytes`; a write error (the proxy closed) is ignored.
     pub async fn send(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
-        let _ = self.stream.flush().await;
+        let _ = self.try_send(bytes).await;
+    }
+
+    /// Writes `bytes`, and says whether the proxy took them all (as a client that gives up on a
+    /// broken pipe would see it).
+    pub async fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await?;
+        self.stream.flush().await
     }
 
     async fn fill(&mut self, deadline: Instant) -> bool {
