@@ -36,10 +36,15 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     if present[0] {
         // Names the `Connection` header lists, other than the hop-by-hop ones removed below
-        // (`keep-alive`, `upgrade`): usually none, and then nothing is allocated.
+        // (`keep-alive`, `upgrade`): usually none, and then nothing is allocated. The two
+        // usual values are let through before any parsing.
         let named: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
             .iter()
+            .filter(|v| {
+                let v = v.as_bytes();
+                !v.eq_ignore_ascii_case(b"keep-alive") && !v.eq_ignore_ascii_case(b"close")
+            })
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
@@ -87,6 +92,8 @@ pub fn to_upstream(
         forwarded_for.push_str(client_ip.to_str().unwrap_or_default());
         HeaderValue::from_str(&forwarded_for).ok()
     };
+    // Room for the four headers added below at once, rather than a growth on one of them.
+    headers.reserve(4);
     let mut host = headers.get(header::HOST).cloned();
     if host.is_none()
         && let Some(authority) = authority.and_then(|a| HeaderValue::from_str(a).ok())
