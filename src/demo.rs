@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -64,7 +65,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
     let token = Minter::from_key_set(&keys)?.mint("127.0.0.1", now, now + 3600)?;
     let proxy = args.listen;
-    println!(
+    let text = format!(
         "\nroute demo: the proxy listens on http://{proxy}, a demo desktop on {desktop_addr}.\n\
          A desktop token for 127.0.0.1, valid one hour:\n\n  TOKEN={token}\n\n\
          Through the whole token path (verify, decrypt, cache, forward) to the demo desktop:\n\n  \
@@ -72,6 +73,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
          Without a token (401):   curl -i http://{proxy}/spawner/hello\n\
          Metrics:                 curl http://{proxy}/metrics\n\nCtrl-C stops.\n"
     );
+    // One write, and a closed stdout (`route demo | head`, a test that stops reading after the
+    // token) is no reason to stop serving: `println!` would panic on the broken pipe.
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+    drop(stdout);
     running.serve().await;
     Ok(ExitCode::SUCCESS)
 }

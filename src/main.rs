@@ -216,12 +216,13 @@ impl Running {
             tracing::warn!("an HTTPS listener is configured but the settings hold no certificate (spec.tls)");
         }
         // Tests and scripts read these lines to learn the ports bound (`--listen 127.0.0.1:0`).
-        let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "listening http {}", http.local_addr()?)?;
+        // Nobody reading them (stdout closed) is no reason not to serve.
+        let mut lines = format!("listening http {}\n", http.local_addr()?);
         if let Some(https) = &https {
-            writeln!(stdout, "listening https {}", https.local_addr()?)?;
+            lines.push_str(&format!("listening https {}\n", https.local_addr()?));
         }
-        stdout.flush()?;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(lines.as_bytes()).and_then(|()| stdout.flush());
         drop(stdout);
         let (tunnels_stop, tunnels_stopped) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy::new(rx.clone(), metrics, tunnels_stopped));

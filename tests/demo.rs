@@ -55,3 +55,39 @@ async fn the_demo_serves_its_printed_request() {
     assert!(!body.contains(&token), "the desktop saw the token");
     assert_eq!(refused.status, 401);
 }
+
+/// A reader that goes away (`route demo | head -3`) does not stop the demo: it printed its
+/// text with `println!`, which panics on a broken pipe (seen as a flaky demo test under load,
+/// when the test stopped reading after the token line).
+#[tokio::test]
+async fn the_demo_outlives_a_closed_stdout() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("route demo starts");
+    // Nobody reads: the pipe is closed before the demo prints anything.
+    drop(child.stdout.take());
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let refused = support::eventually(STEP, "the demo answers", || async move {
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        drop(stream);
+        let mut bare = RawConn::connect(addr).await;
+        bare.send(b"GET /spawner/hello HTTP/1.1\r\nHost: demo\r\n\r\n").await;
+        bare.response(STEP).await
+    })
+    .await;
+    // Still serving after it has printed (the text goes out right after the listener binds).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut again = RawConn::connect(addr).await;
+    again.send(b"GET /spawner/hello HTTP/1.1\r\nHost: demo\r\n\r\n").await;
+    let later = again.response(STEP).await;
+    let exited = child.try_wait().ok().flatten();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(refused.status, 401);
+    assert_eq!(later.map(|r| r.status), Some(401), "the demo stopped answering (exit: {exited:?})");
+}

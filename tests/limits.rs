@@ -76,14 +76,20 @@ async fn chunked_body_over_the_limit_is_413_and_never_delivered_whole() {
     proxy.finish();
 }
 
-#[tokio::test]
-async fn bodies_up_to_the_limit_pass_and_route_limits_are_configurable() {
+/// The spawner with the default limit, and the filer's route limited to 1 MiB.
+async fn filer_limited_to_a_mib() -> (Upstream, Upstream, Proxy) {
     let up = Upstream::start("spawner").await;
     let filer = Upstream::start("filer").await;
     let m = Manifest::new(keys())
         .port("filer", filer.port())
         .route(json!({"name": "filer", "maxBodyBytes": MIB}));
     let proxy = spawner_proxy(&up, Some(m)).await;
+    (up, filer, proxy)
+}
+
+#[tokio::test]
+async fn bodies_up_to_the_limit_pass_and_route_limits_are_configurable() {
+    let (_spawner, filer, proxy) = filer_limited_to_a_mib().await;
     let token = proxy.mint("127.0.0.1");
 
     // Exactly 8 MiB, chunked (the client does not announce a length).
@@ -117,12 +123,7 @@ async fn bodies_up_to_the_limit_pass_and_route_limits_are_configurable() {
 /// which resets the connection under the client (it saw a broken pipe, not the 413).
 #[tokio::test]
 async fn an_over_limit_upload_sent_anyway_still_reads_its_413() {
-    let up = Upstream::start("spawner").await;
-    let filer = Upstream::start("filer").await;
-    let m = Manifest::new(keys())
-        .port("filer", filer.port())
-        .route(json!({"name": "filer", "maxBodyBytes": MIB}));
-    let proxy = spawner_proxy(&up, Some(m)).await;
+    let (_spawner, filer, proxy) = filer_limited_to_a_mib().await;
     let token = proxy.mint("127.0.0.1");
     let body = vec![1_u8; usize::try_from(8 * MIB).unwrap()];
     for round in 0..3 {
