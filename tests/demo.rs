@@ -6,21 +6,27 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use support::raw::RawConn;
 use support::{STEP, proxy::BIN};
 
-#[tokio::test]
-async fn the_demo_serves_its_printed_request() {
+/// `route demo` on a free port, its stdout piped.
+fn start_demo() -> (Child, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("route demo starts");
+    (child, port)
+}
+
+#[tokio::test]
+async fn the_demo_serves_its_printed_request() {
+    let (mut child, port) = start_demo();
     let stdout = child.stdout.take().unwrap();
     // The token line, read off a blocking thread (the demo keeps running).
     let token = tokio::task::spawn_blocking(move || {
@@ -61,14 +67,7 @@ async fn the_demo_serves_its_printed_request() {
 /// when the test stopped reading after the token line).
 #[tokio::test]
 async fn the_demo_outlives_a_closed_stdout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut child = Command::new(BIN)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("route demo starts");
+    let (mut child, port) = start_demo();
     // Nobody reads: the pipe is closed before the demo prints anything.
     drop(child.stdout.take());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));

@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod access_log;
 pub mod client;
 pub mod desk;
 pub mod faulty;
