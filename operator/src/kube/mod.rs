@@ -60,7 +60,10 @@ pub fn namespace(flag: Option<&str>, file: &Path) -> String {
     }
 }
 
-/// A client from the in-cluster configuration, else KUBECONFIG (`kube::Client::try_default`).
+/// A client as `kube::Client::try_default` (kube 5, `Config::infer`) makes it: from a kubeconfig
+/// (the files `KUBECONFIG` names, else `~/.kube/config`) when one loads, else from the in-cluster
+/// configuration (the service account token and `KUBERNETES_SERVICE_HOST`/`_PORT`). In a pod
+/// without a kubeconfig that is the in-cluster configuration.
 pub async fn client() -> crate::Result<kube::Client> {
     kube::Client::try_default().await.map_err(crate::Error::KubeConfig)
 }
