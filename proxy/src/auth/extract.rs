@@ -13,7 +13,9 @@ fn from_source<'a>(parts: &'a Parts, source: &TokenSource) -> Option<&'a str> {
     let value = match source {
         TokenSource::Header(name) => strip_bearer(parts.headers.get(name)?.to_str().ok()?),
         TokenSource::Query(name) => query_param(parts.uri.query()?, name)?,
-        TokenSource::RawQuery => parts.uri.query()?,
+        // Only a token-shaped query: `/terminals?cols=80&rows=24` or `/websockify?x=1` must fall
+        // through to the next source (the `Authorization` fallback), not fail as a bad token.
+        TokenSource::RawQuery => parts.uri.query().filter(|q| !q.contains(['=', '&']))?,
     };
     let value = value.trim();
     (!value.is_empty()).then_some(value)
@@ -70,6 +72,12 @@ mod tests {
     fn raw_query_and_params() {
         let p = parts("/terminals/3?e.y.j", &[]);
         assert_eq!(extract(&p, &[TokenSource::RawQuery], &[]), Some("e.y.j"));
+        // A query of parameters is not a token: the fallback answers.
+        let fallback = [TokenSource::Header(http::header::AUTHORIZATION)];
+        let p = parts("/terminals?cols=80&rows=24", &[("Authorization", "Bearer a.a.a")]);
+        assert_eq!(extract(&p, &[TokenSource::RawQuery], &fallback), Some("a.a.a"));
+        let p = parts("/websockify?x=1", &[]);
+        assert_eq!(extract(&p, &[TokenSource::RawQuery], &[]), None);
         assert_eq!(query_param("a=1&jwt_token=t.o.k&b", "jwt_token"), Some("t.o.k"));
         assert_eq!(query_param("xjwt_token=1", "jwt_token"), None);
         assert_eq!(strip_bearer("BEARER x"), "x");
