@@ -31,7 +31,16 @@ async fn token_sources_bearer_fallback_and_prefix() {
         assert_eq!(resp.status, StatusCode::OK, "{name}: {prefix} <token>: {}", resp.text());
         assert_eq!(resp.seen().upstream, "spawner");
     }
-    assert_eq!(desk.hits_except(&["spawner"]), 0);
+    // Routes whose own source is the raw query (terminals, websockify) still reach the
+    // fallback when the query holds parameters rather than a token.
+    for path in ["/terminals?cols=80&rows=24", "/terminals/1/size?cols=80&rows=24"] {
+        let resp =
+            proxy.send(req(Method::POST, path).header("Authorization", &format!("Bearer {token}"))).await;
+        assert_eq!(resp.status, StatusCode::OK, "{path} with Authorization: {}", resp.text());
+        assert_eq!(resp.seen().upstream, "terminals");
+        assert_eq!(resp.seen().uri, path);
+    }
+    assert_eq!(desk.hits_except(&["spawner", "terminals"]), 0);
     proxy.finish();
 }
 
@@ -159,17 +168,29 @@ async fn target_policy_refuses_targets_outside_the_allowed_networks() {
 
 #[tokio::test]
 async fn debug_logs_carry_no_token_either() {
-    debug_logs_carry_no_token("debug").await;
+    debug_logs_carry_no_token("debug", false).await;
 }
 
 #[tokio::test]
 async fn trace_logs_carry_no_token_either() {
-    debug_logs_carry_no_token("trace").await;
+    debug_logs_carry_no_token("trace", false).await;
 }
 
-async fn debug_logs_carry_no_token(level: &str) {
+/// The text format (the default outside the tests) goes through the same redaction.
+#[tokio::test]
+async fn text_logs_carry_no_token_either() {
+    let logs = debug_logs_carry_no_token("info", true).await;
+    assert!(
+        logs.lines().any(|l| l.contains("/spawner") && l.contains("status=200") && !l.starts_with('{')),
+        "no text access line for /spawner: {logs}"
+    );
+    assert!(!logs.contains('\u{1b}'), "colour escape codes in logs written to a pipe");
+}
+
+async fn debug_logs_carry_no_token(level: &str, text: bool) -> String {
     let desk = Desk::start().await;
-    let proxy = Proxy::builder().manifest(&desk.manifest(keys())).log_level(level).start().await;
+    let builder = Proxy::builder().manifest(&desk.manifest(keys())).log_level(level);
+    let proxy = if text { builder.text_logs() } else { builder }.start().await;
     let good = proxy.mint("127.0.0.1");
     let expired = proxy.secret(&mint_expired("127.0.0.1"));
     let foreign = proxy.secret(&support::mint_with(support::other_keys(), "127.0.0.1", 420));
@@ -186,9 +207,10 @@ async fn debug_logs_carry_no_token(level: &str) {
         proxy.send(req(Method::GET, &format!("/img/{t}/x.png"))).await;
         proxy.send(req(Method::GET, &format!("/container/{t}/99999/x"))).await;
     }
-    let logs = proxy.logs();
-    assert!(!logs.is_empty(), "nothing logged at debug");
+    let logs = proxy.logs_redacted();
+    assert!(!logs.is_empty(), "nothing logged at {level}");
     proxy.finish();
+    logs
 }
 
 #[tokio::test]
