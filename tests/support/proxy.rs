@@ -43,6 +43,7 @@ pub struct Builder {
     env: Vec<(String, String)>,
     args: Vec<String>,
     log_level: String,
+    text_logs: bool,
     tls: bool,
     check_access: bool,
     keys: Option<KeySet>,
@@ -87,6 +88,14 @@ impl Builder {
         self
     }
 
+    /// `--log-format text` (the default format) instead of JSON. The access-line check reads
+    /// JSON, so it is skipped; the token-leak check reads raw lines and still runs.
+    pub fn text_logs(mut self) -> Self {
+        self.text_logs = true;
+        self.check_access = false;
+        self
+    }
+
     /// Skip the access-line check (tests that kill the process in ways that lose its logs).
     pub fn no_access_check(mut self) -> Self {
         self.check_access = false;
@@ -110,7 +119,8 @@ impl Builder {
             cmd.arg("--manifests").arg(if self.folder { &folder } else { &file });
             manifest_path = Some(file);
         }
-        cmd.args(["--listen", "127.0.0.1:0", "--log-format", "json", "--log-level", &self.log_level]);
+        let format = if self.text_logs { "text" } else { "json" };
+        cmd.args(["--listen", "127.0.0.1:0", "--log-format", format, "--log-level", &self.log_level]);
         if self.tls {
             cmd.args(["--tls-listen", "127.0.0.1:0"]);
         }
@@ -265,6 +275,7 @@ impl Proxy {
             env: Vec::new(),
             args: Vec::new(),
             log_level: "info".into(),
+            text_logs: false,
             tls: false,
             check_access: true,
             keys: None,
