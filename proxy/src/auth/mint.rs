@@ -184,7 +184,11 @@ impl Minter {
 
     /// Signs arbitrary claims JSON (tests use it for malformed claims).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, Error> {
-        let header = format!(r#"{{"typ":"JWT","alg":"{:?}"}}"#, self.algorithm);
+        self.sign_parts(&format!(r#"{{"typ":"JWT","alg":"{:?}"}}"#, self.algorithm), claims_json)
+    }
+
+    /// Signs arbitrary header and claims JSON (tests use it for `crit`, `zip` and `enc`).
+    pub fn sign_parts(&self, header: &str, claims_json: &str) -> Result<String, Error> {
         let message = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(claims_json));
         let signature = self.sign(message.as_bytes())?;
         Ok(format!("{message}.{}", URL_SAFE_NO_PAD.encode(signature)))

@@ -1,0 +1,94 @@
+//! Token forms the pyos vectors do not carry: the optional algorithms and OAEP-SHA256 work only
+//! when configured, and a correctly signed token with `crit`, `zip` or `enc` is still refused.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, OnceLock};
+
+use jsonwebtoken::Algorithm;
+use route_proxy::auth::keys::{DecryptKey, VerifyKey};
+use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
+use route_proxy::auth::{AuthError, resolve_uncached};
+use route_proxy::settings::{AuthSettings, Decryption, KeyRing, Trusted};
+
+fn keys() -> &'static KeySet {
+    static KEYS: OnceLock<KeySet> = OnceLock::new();
+    KEYS.get_or_init(|| KeySet::generate(2048, PrivateFormat::Pkcs8).unwrap())
+}
+
+fn auth(algorithms: &[Algorithm], decryption: Decryption) -> AuthSettings {
+    let keys = keys();
+    AuthSettings {
+        keys: KeyRing {
+            signing: vec![Trusted::current(Arc::new(
+                VerifyKey::from_pem(keys.signing_public.as_bytes()).unwrap(),
+            ))],
+            payload: vec![Trusted::current(Arc::new(
+                DecryptKey::from_pem(keys.payload_private.as_bytes()).unwrap(),
+            ))],
+        },
+        algorithms: algorithms.to_vec(),
+        decryption,
+        ..AuthSettings::default()
+    }
+}
+
+fn resolve(token: &str, auth: &AuthSettings) -> Result<String, AuthError> {
+    resolve_uncached(token, auth, unix_now()).map(|r| r.target.host().to_owned())
+}
+
+#[test]
+fn optional_algorithms_verify_only_when_configured() {
+    route_proxy::auth::jwt::install_provider();
+    let now = unix_now();
+    for alg in [Algorithm::RS384, Algorithm::RS512, Algorithm::PS256, Algorithm::PS384, Algorithm::PS512] {
+        let token = Minter::from_key_set(keys())
+            .unwrap()
+            .with_algorithm(alg)
+            .mint("10.0.0.7", now, now + 60)
+            .unwrap();
+        assert_eq!(
+            resolve(&token, &auth(&[Algorithm::RS256], Decryption::Pkcs1v15)),
+            Err(AuthError::Algorithm),
+            "{alg:?}"
+        );
+        let allowed = auth(&[Algorithm::RS256, alg], Decryption::Pkcs1v15);
+        assert_eq!(resolve(&token, &allowed).as_deref(), Ok("10.0.0.7"), "{alg:?}");
+    }
+}
+
+#[test]
+fn oaep_sha256_decrypts_only_when_configured() {
+    route_proxy::auth::jwt::install_provider();
+    let now = unix_now();
+    let minter = Minter::from_key_set(keys()).unwrap().with_padding(Decryption::OaepSha256);
+    let token = minter.mint("10.0.0.8", now, now + 60).unwrap();
+    assert_eq!(
+        resolve(&token, &auth(&[Algorithm::RS256], Decryption::OaepSha256)).as_deref(),
+        Ok("10.0.0.8")
+    );
+    for other in [Decryption::Pkcs1v15, Decryption::OaepSha1] {
+        assert_eq!(resolve(&token, &auth(&[Algorithm::RS256], other)), Err(AuthError::Decrypt), "{other:?}");
+    }
+}
+
+#[test]
+fn signed_tokens_with_crit_zip_or_enc_are_refused() {
+    route_proxy::auth::jwt::install_provider();
+    let now = unix_now();
+    let minter = Minter::from_key_set(keys()).unwrap();
+    let hash = minter.encrypt_target("10.0.0.9").unwrap();
+    let claims = format!(r#"{{"key":0,"nfb":{now},"hash":"{hash}","exp":{}}}"#, now + 60);
+    let settings = auth(&[Algorithm::RS256], Decryption::Pkcs1v15);
+    // The control: the same signer and claims with a plain header pass.
+    let plain = minter.sign_parts(r#"{"typ":"JWT","alg":"RS256"}"#, &claims).unwrap();
+    assert_eq!(resolve(&plain, &settings).as_deref(), Ok("10.0.0.9"));
+    for header in [
+        r#"{"typ":"JWT","alg":"RS256","crit":["exp"]}"#,
+        r#"{"typ":"JWT","alg":"RS256","crit":["x-route"],"x-route":1}"#,
+        r#"{"typ":"JWT","alg":"RS256","zip":"DEF"}"#,
+        r#"{"typ":"JWT","alg":"RS256","enc":"A256GCM"}"#,
+    ] {
+        let token = minter.sign_parts(header, &claims).unwrap();
+        assert_eq!(resolve(&token, &settings), Err(AuthError::Header), "{header}");
+    }
+}
