@@ -107,7 +107,7 @@ PY
   # route as the Deployment runs it: the same args and env (downward API values filled in).
   mapfile -t args <"$work/args"
   : >"$work/route.out"
-  env $(cat "$work/env") POD_NAMESPACE="$NS" NODE_NAME=node-1 \
+  env $(cat "$work/env") POD_NAMESPACE="$NS" POD_NAME="$RELEASE-0" NODE_NAME=node-1 \
     "$BIN/route" "${args[@]}" --listen 127.0.0.1:0 >"$work/route.out" 2>"$work/route.err" &
   pids+=($!)
   addr=""

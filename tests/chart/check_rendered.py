@@ -60,6 +60,8 @@ check("NODE_NAME from the downward API",
       env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName")
 check("POD_NAMESPACE from the downward API",
       env.get("POD_NAMESPACE", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.namespace")
+check("POD_NAME from the downward API (the Events reporter instance)",
+      env.get("POD_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name")
 check("ROUTE_CONFIG_NAME set", bool(env.get("ROUTE_CONFIG_NAME", {}).get("value")))
 config_name = env["ROUTE_CONFIG_NAME"]["value"]
 check("checksum annotation", "checksum/config" in dep["spec"]["template"]["metadata"].get("annotations", {}))
