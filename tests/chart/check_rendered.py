@@ -72,7 +72,11 @@ drain = 30
 if rc is not None:
     check("RouteConfig named as ROUTE_CONFIG_NAME", rc["metadata"]["name"] == config_name)
     drain = rc["spec"].get("limits", {}).get("drainSeconds", 30)
-check("terminationGracePeriodSeconds > drain deadline", pod["terminationGracePeriodSeconds"] > drain)
+if rc is not None:
+    check("terminationGracePeriodSeconds > drain deadline", pod["terminationGracePeriodSeconds"] > drain)
+else:
+    # The RouteConfig is elsewhere: the grace period must be the explicit value, not a guess.
+    check("terminationGracePeriodSeconds as set (75)", pod["terminationGracePeriodSeconds"] == 75)
 
 role = one("Role")
 check("one Role", role is not None)
