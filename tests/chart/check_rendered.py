@@ -111,8 +111,49 @@ check("RoleBinding binds the Role to the pod's ServiceAccount",
 svc = one("Service")
 ports = {p["name"]: p for p in svc["spec"]["ports"]}
 check("Service http -> http", ports["http"]["targetPort"] == "http")
-if "--tls-listen" in " ".join(c["args"]):
+tls_on = "--tls-listen" in " ".join(c["args"])
+if tls_on:
     check("Service https -> https", ports.get("https", {}).get("targetPort") == "https")
+else:
+    check("no https port without TLS", "https" not in ports)
+labels = dep["spec"]["template"]["metadata"]["labels"]
+check("pod labels keep the selector", all(labels.get(k) == v
+      for k, v in dep["spec"]["selector"]["matchLabels"].items()))
+
+# What each values file is for. `name` is the values file's path, or "default".
+base = name.rsplit("/", 1)[-1]
+abcdesktop_labels = {"netpol/dns", "netpol/api", "netpol/pyos", "netpol/ocuser", "netpol/nginx",
+                     "netpol/console", "netpol/speedtest"}
+
+
+def admits_listeners_from_anywhere(netpol):
+    rules = netpol["spec"].get("ingress", [])
+    want = {"http", "https"} if tls_on else {"http"}
+    return any(not r.get("from") and want <= {p["port"] for p in r.get("ports", [])} for r in rules)
+
+
+if base == "default":
+    check("Service is ClusterIP", svc["spec"]["type"] == "ClusterIP")
+    check("no node ports", not any("nodePort" in p for p in svc["spec"]["ports"]))
+    check("no externalTrafficPolicy", "externalTrafficPolicy" not in svc["spec"])
+if base in ("abcdesktop-nodeport-values.yaml", "abcdesktop-https-values.yaml"):
+    check("http node port 30443, as http-router", ports["http"].get("nodePort") == 30443
+          and ports["http"]["port"] == 80)
+    check("externalTrafficPolicy Cluster, as http-router (every node answers)",
+          svc["spec"].get("externalTrafficPolicy", "Cluster") == "Cluster")
+    check("abcdesktop's netpol/* labels on the pods",
+          all(labels.get(k) == "true" for k in abcdesktop_labels))
+    check("no `run: router-od` (http-router would select the pods)", "run" not in labels)
+    np = one("NetworkPolicy")
+    check("a NetworkPolicy admits the listeners (router-rights admits 80/443 only)",
+          np is not None and admits_listeners_from_anywhere(np))
+if base == "abcdesktop-nodeport-values.yaml":
+    check("Service is NodePort", svc["spec"]["type"] == "NodePort")
+if base == "abcdesktop-https-values.yaml":
+    check("https on 443 and node port 30444", ports.get("https", {}).get("port") == 443
+          and ports["https"].get("nodePort") == 30444)
+    check("TLS from Secret http-router-certificat", rc["spec"].get("tls", {}).get("secretName")
+          == "http-router-certificat" and "http-router-certificat" in key_names)
 
 print(f"{name}: {len(docs)} objects, {failed} failed checks")
 sys.exit(1 if failed else 0)
