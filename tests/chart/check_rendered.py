@@ -154,6 +154,50 @@ if base == "abcdesktop-https-values.yaml":
           and ports["https"].get("nodePort") == 30444)
     check("TLS from Secret http-router-certificat", rc["spec"].get("tls", {}).get("secretName")
           == "http-router-certificat" and "http-router-certificat" in key_names)
+if base == "production-values.yaml":
+    selector = dep["spec"]["selector"]["matchLabels"]
+    pdb = one("PodDisruptionBudget")
+    check("PDB: maxUnavailable 1 over the Deployment's pods", pdb is not None
+          and pdb["spec"].get("maxUnavailable") == 1 and "minAvailable" not in pdb["spec"]
+          and pdb["spec"]["selector"]["matchLabels"] == selector)
+    hpa = one("HorizontalPodAutoscaler")
+    check("HPA: the Deployment, 3..12 replicas at 70% CPU", hpa is not None
+          and hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                                "name": dep["metadata"]["name"]}
+          and (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 12)
+          and hpa["spec"]["metrics"][0]["resource"]["name"] == "cpu"
+          and hpa["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"] == 70)
+    check("replicas left to the HPA", "replicas" not in dep["spec"])
+    np = one("NetworkPolicy")
+    check("NetworkPolicy selects the Deployment's pods, Ingress and Egress", np is not None
+          and np["spec"]["podSelector"]["matchLabels"] == selector
+          and set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"})
+    (ingress,) = np["spec"]["ingress"]
+    peers = ingress.get("from", [])
+    ns_of = [p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+             for p in peers]
+    check("ingress: the listener from ingress-nginx and monitoring only",
+          [p["port"] for p in ingress["ports"]] == ["http"] and sorted(ns_of) == ["ingress-nginx", "monitoring"])
+    egress = np["spec"]["egress"]
+    check("egress: DNS on 53 UDP and TCP", any(
+        {(p["port"], p["protocol"]) for p in r.get("ports", [])} == {(53, "UDP"), (53, "TCP")}
+        and not r.get("to") for r in egress))
+    api = [r for r in egress if any(p["port"] == 6443 for p in r.get("ports", []))]
+    cidrs = [t["ipBlock"]["cidr"] for r in api for t in r.get("to", [])]
+    check("egress: the API server's endpoints on 6443, not the 10.96.0.0/12 Service VIPs",
+          len(api) == 1 and cidrs and all(c.endswith("/32") and not c.startswith("10.96.") for c in cidrs))
+    check("egress: the pod network (desktops, abcdesktop services)",
+          any(t.get("ipBlock", {}).get("cidr") == "10.244.0.0/16" for r in egress for t in r.get("to", [])))
+    sm = one("ServiceMonitor")
+    check("ServiceMonitor: /metrics on the http port every 30s, the release label",
+          sm is not None and sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+          and sm["metadata"]["labels"].get("release") == "prometheus")
+    check("ServiceMonitor selects the Service",
+          all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()))
+    prom = [p for p in peers if p.get("namespaceSelector", {}).get("matchLabels", {})
+            .get("kubernetes.io/metadata.name") == "monitoring"]
+    check("the NetworkPolicy admits Prometheus on the port the ServiceMonitor scrapes",
+          bool(prom) and sm["spec"]["endpoints"][0]["port"] in [p["port"] for p in ingress["ports"]])
 
 print(f"{name}: {len(docs)} objects, {failed} failed checks")
 sys.exit(1 if failed else 0)
