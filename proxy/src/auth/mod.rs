@@ -157,8 +157,9 @@ impl Resolver {
         guard.clone()
     }
 
-    pub fn cached_entries(&self) -> u64 {
-        self.cache.read().map(|c| c.entry_count()).unwrap_or(0)
+    pub async fn cached_entries(&self) -> u64 {
+        let cache = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        cache.entry_count().await
     }
 
     /// The target of `token` under `settings`.
@@ -173,25 +174,13 @@ impl Resolver {
             }
             cache.invalidate(&key).await;
         }
-        let owned_token = token.to_owned();
-        let owned_settings = Arc::clone(settings);
         // Only the caller whose future runs does RSA work: a miss. Callers that waited for it
         // (concurrent first uses of one token) count as hits.
         let did_work = std::sync::atomic::AtomicBool::new(false);
         let resolved = cache
             .get_or_resolve(key, async {
                 did_work.store(true, std::sync::atomic::Ordering::Relaxed);
-                // One RSA private operation costs 0.1 to 7 ms: off the event loop, on the
-                // bounded worker threads, so that other clients' cache hits keep flowing.
-                workers::Workers::global()
-                    .run(move || {
-                        resolve_uncached(&owned_token, &owned_settings.auth, mint::unix_now()).map(Arc::new)
-                    })
-                    .await
-                    .unwrap_or_else(|err| match err {
-                        workers::WorkerError::Busy => Err(AuthError::Busy),
-                        workers::WorkerError::Lost => Err(AuthError::Internal),
-                    })
+                resolve_on_workers(token, settings).await
             })
             .await
             .map_err(|err| *err);
@@ -206,7 +195,21 @@ impl Resolver {
             Ok(resolved)
         } else {
             cache.invalidate(&key).await;
-            resolve_uncached(token, &settings.auth, now).map(Arc::new)
+            resolve_on_workers(token, settings).await
         }
     }
+}
+
+/// One RSA private operation costs 0.1 to 7 ms: off the event loop, on the bounded worker
+/// threads, so that other clients' cache hits keep flowing.
+async fn resolve_on_workers(token: &str, settings: &Arc<Settings>) -> Result<Arc<Resolved>, AuthError> {
+    let token = token.to_owned();
+    let settings = Arc::clone(settings);
+    workers::Workers::global()
+        .run(move || resolve_uncached(&token, &settings.auth, mint::unix_now()).map(Arc::new))
+        .await
+        .unwrap_or_else(|err| match err {
+            workers::WorkerError::Busy => Err(AuthError::Busy),
+            workers::WorkerError::Lost => Err(AuthError::Internal),
+        })
 }
