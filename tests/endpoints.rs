@@ -339,16 +339,31 @@ async fn metrics_count_requests_cache_and_failures() {
         assert_eq!(proxy.send(req(Method::GET, "/spawner").abc(&token)).await.status, StatusCode::OK);
     }
     assert_eq!(proxy.send(req(Method::GET, "/spawner")).await.status, StatusCode::UNAUTHORIZED);
+    let upload = vec![b'u'; 10_000];
+    let resp = proxy.send(Req::post("/filer/up", upload.clone()).abc(&token)).await;
+    assert_eq!(resp.status, StatusCode::OK);
     let metrics = proxy.metrics().await;
     let count = |labels: &[&str]| metric_sum(&metrics, "route_requests_total", labels);
+    assert_eq!(metric_sum(&metrics, "route_token_cache_entries", &[]), 1.0, "cache entries:\n{metrics}");
+    let bytes =
+        |direction: &str| metric_sum(&metrics, "route_bytes_total", &[&format!("direction=\"{direction}\"")]);
+    assert!(bytes("upstream") >= upload.len() as f64, "bytes upstream: {}", bytes("upstream"));
+    assert!(bytes("downstream") >= resp.body.len() as f64, "bytes downstream: {}", bytes("downstream"));
+    // Four spawner requests in the latency histogram: its count and its +Inf bucket.
+    let histogram = |name: &str, labels: &[&str]| metric_sum(&metrics, name, labels);
+    assert_eq!(histogram("route_request_duration_seconds_count", &["route=\"spawner\""]), 4.0);
+    assert_eq!(
+        histogram("route_request_duration_seconds_bucket", &["route=\"spawner\"", "le=\"+Inf\""]),
+        4.0
+    );
     assert_eq!(count(&["route=\"spawner\"", "class=\"2xx\""]), 3.0, "spawner 2xx:\n{metrics}");
     assert_eq!(count(&["route=\"spawner\"", "class=\"4xx\""]), 1.0, "spawner 4xx");
     assert_eq!(metric_sum(&metrics, "route_token_cache_misses_total", &[]), 1.0, "cache misses");
-    assert_eq!(metric_sum(&metrics, "route_token_cache_hits_total", &[]), 2.0, "cache hits");
+    assert_eq!(metric_sum(&metrics, "route_token_cache_hits_total", &[]), 3.0, "cache hits");
     assert_eq!(metric_sum(&metrics, "route_auth_failures_total", &[]), 1.0, "auth failures");
     assert!(metric_sum(&metrics, "route_settings_generation", &[]) >= 1.0, "settings generation");
     assert!(!metrics.contains(&token), "a token in the metrics");
-    assert_eq!(desk.hits_except(&["spawner"]), 0);
+    assert_eq!(desk.hits_except(&["spawner", "filer"]), 0);
     proxy.finish();
 }
 

@@ -18,7 +18,9 @@ pub async fn answer(proxy: &Proxy, settings: &Settings, path: &str) -> Option<Re
         "/node" => text(StatusCode::OK, settings.node_name.clone()),
         "/metrics" => {
             let metrics = proxy.metrics();
-            metrics.cache_entries.set(i64::try_from(proxy.resolver().cached_entries()).unwrap_or(i64::MAX));
+            metrics
+                .cache_entries
+                .set(i64::try_from(proxy.resolver().cached_entries().await).unwrap_or(i64::MAX));
             let mut response = text(StatusCode::OK, metrics.encode());
             response.headers_mut().insert(
                 header::CONTENT_TYPE,

@@ -116,7 +116,10 @@ impl TokenCache {
         self.inner.try_get_with(key, init).await
     }
 
-    pub fn entry_count(&self) -> u64 {
+    /// Entries held now. moka counts lazily: pending inserts and evictions are applied first,
+    /// so a scrape of `/metrics` sees the bound hold.
+    pub async fn entry_count(&self) -> u64 {
+        self.inner.run_pending_tasks().await;
         self.inner.entry_count()
     }
 
@@ -138,5 +141,32 @@ mod tests {
         assert_eq!(ttl_for(1_001, 1_000, cap), Duration::ZERO);
         assert_eq!(ttl_for(1_002, 1_000, cap), Duration::from_secs(2));
         assert_eq!(ttl_for(900, 1_000, cap), Duration::ZERO);
+    }
+
+    fn resolved(ttl: u64) -> Arc<Resolved> {
+        Arc::new(Resolved {
+            target: Target::parse(b"10.0.0.1").unwrap(),
+            exp: u64::MAX,
+            ttl: Duration::from_secs(ttl),
+            signing_id: 1,
+            payload_id: 2,
+            algorithm: Algorithm::RS256,
+            decryption: Decryption::Pkcs1v15,
+        })
+    }
+
+    #[tokio::test]
+    async fn entries_stay_within_the_bound_and_zero_ttl_ones_never_answer() {
+        let cache = TokenCache::new(100);
+        for i in 0..1_000u32 {
+            let key = TokenCache::key(&i.to_string());
+            cache.get_or_resolve(key, async { Ok::<_, ()>(resolved(600)) }).await.unwrap();
+        }
+        let held = cache.entry_count().await;
+        assert!((1..=100).contains(&held), "{held} entries held with a bound of 100");
+        let cache = TokenCache::new(100);
+        let key = TokenCache::key("short");
+        cache.get_or_resolve(key, async { Ok::<_, ()>(resolved(0)) }).await.unwrap();
+        assert!(cache.get(&key).await.is_none(), "a zero TTL entry answered");
     }
 }
