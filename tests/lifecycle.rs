@@ -315,3 +315,45 @@ async fn https_listener_speaks_http1_and_http2_via_alpn() {
     assert_eq!(proxy.get("/healthz").await.status, StatusCode::OK);
     proxy.finish();
 }
+
+/// `ROUTE_LISTEN` sets the HTTP address when `--listen` is absent; the flag wins over it.
+#[test]
+fn route_listen_sets_the_address_and_the_flag_wins() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("route.yaml");
+    Manifest::new(keys()).write_atomic(&file);
+    let listening = |extra: &[&str], env_addr: &str| {
+        let mut child = std::process::Command::new(support::proxy::BIN)
+            .args(["serve", "--manifests", file.to_str().unwrap(), "--log-level", "warn"])
+            .args(extra)
+            .env("ROUTE_LISTEN", env_addr)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn route");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("stdout line");
+        (child, line.trim().to_owned())
+    };
+    let wanted = format!("127.0.0.1:{}", support::closed_port());
+    let (mut child, line) = listening(&[], &wanted);
+    assert_eq!(line, format!("listening http {wanted}"));
+    let mut stream = std::net::TcpStream::connect(&wanted).expect("connect to ROUTE_LISTEN");
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("write");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).expect("read");
+    assert!(answer.starts_with("HTTP/1.1 200") && answer.ends_with("OK\n"), "{answer}");
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+
+    let (mut child, line) = listening(&["--listen", "127.0.0.1:0"], &wanted);
+    assert!(
+        line.starts_with("listening http 127.0.0.1:") && line != format!("listening http {wanted}"),
+        "{line}"
+    );
+    child.kill().expect("kill");
+    child.wait().expect("wait");
+}

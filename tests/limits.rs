@@ -198,7 +198,21 @@ async fn unreachable_targets_are_502() {
             "{what}: token in the error body"
         );
     }
+    // Each failure is logged with its kind and route (and, like every line, no token).
+    support::eventually(Duration::from_secs(3), "five connect failures logged", || async {
+        (failures_logged(&proxy, "connect") >= 5).then_some(())
+    })
+    .await;
     proxy.finish();
+}
+
+/// Warning lines for failed upstream requests of `kind` (connect, timeout, upstream, ...).
+fn failures_logged(proxy: &Proxy, kind: &str) -> usize {
+    let lines = proxy.log_lines();
+    lines
+        .iter()
+        .filter(|l| l["message"] == "upstream request failed" && l["kind"] == kind && l["level"] == "WARN")
+        .count()
 }
 
 #[tokio::test]
@@ -226,6 +240,10 @@ async fn a_silent_upstream_is_504_after_read_timeout() {
     assert!(elapsed >= Duration::from_millis(900), "504 before the read timeout: {elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "504 long after the 1 s read timeout: {elapsed:?}");
     assert!(resp.header("server").is_none());
+    support::eventually(Duration::from_secs(3), "the timeout logged", || async {
+        (failures_logged(&proxy, "timeout") == 1).then_some(())
+    })
+    .await;
 
     // An upstream slower than nothing but within the timeout is fine.
     up.set_behavior(Behavior::Delay(Duration::from_millis(300)));

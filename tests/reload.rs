@@ -41,7 +41,7 @@ async fn a_changed_port_takes_effect_within_a_second() {
     })
     .await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(2500), "the edit took {took:?} to take effect");
+    assert!(took < Duration::from_secs(1), "the edit took {took:?} to take effect");
 
     // Replaced atomically (rename over it, as a ConfigMap update does).
     let started = Instant::now();
@@ -51,7 +51,7 @@ async fn a_changed_port_takes_effect_within_a_second() {
     })
     .await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(2500), "the rename took {took:?} to take effect");
+    assert!(took < Duration::from_secs(1), "the rename took {took:?} to take effect");
 
     let metrics = proxy.metrics().await;
     let now = metric(&metrics, "route_settings_generation").expect("generation");
@@ -99,6 +99,15 @@ async fn an_invalid_edit_is_rejected_and_the_old_settings_keep_serving() {
         assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "not ready after a rejected edit");
     }
     assert_eq!(two.hits(), 0, "the rejected port was used");
+    // Each rejection is logged with where and what: the YAML error, then the refused algorithm.
+    let rejections: Vec<String> = proxy
+        .log_lines()
+        .iter()
+        .filter(|l| l["message"] == "configuration rejected")
+        .map(|l| format!("{} {}", l["place"], l["error"]))
+        .collect();
+    assert!(rejections.iter().any(|r| r.contains("line")), "no YAML error with its place: {rejections:?}");
+    assert!(rejections.iter().any(|r| r.contains("HS256")), "no error naming HS256: {rejections:?}");
 
     // A good edit after bad ones is taken.
     proxy.update(&base.clone().port("spawner", two.port()));
