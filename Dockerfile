@@ -3,11 +3,12 @@
 #
 #   docker build -t route .
 #
-# The build step is the release build CI and bench/ run (`cargo build --release --locked
-# --bin route`); only its output is copied into the final image. No keys or certificates are
+# The build step is the release build `.ci/run` runs (`cargo build --release --locked --bin
+# route`, then a check of the shared libraries it needs against distroless/cc); only its output
+# is copied into the final image. The toolchain is pinned to the one CI builds with. No keys or certificates are
 # baked in: they come from the Secrets a RouteConfig names, at run time.
 
-FROM rust:1-slim-bookworm AS build
+FROM rust:1.95-slim-bookworm AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
