@@ -4,8 +4,8 @@
 # `route-test-apiserver`):
 #   1. hadolint on the Dockerfile;
 #   2. helm lint --strict and helm template with the default values and each charts/route/ci/*;
-#      a wrong value must fail at install (values.schema.json); docs/configuration.md matches
-#      the CRD (docs/gen-reference --check);
+#      a wrong value must fail at install (values.schema.json); docs/configuration.md and the
+#      schema of routeConfig.spec match the CRD (docs/gen-reference, tests/chart/gen-values-schema);
 #   3. assertions on every rendering (tests/chart/check_rendered.py): least-privilege RBAC,
 #      non-root, read-only root filesystem, no capabilities, probes, downward API, ...;
 #   4. the default rendering applied with the real kubectl to the in-memory Kubernetes API test
@@ -45,9 +45,17 @@ for v in "${values[@]}"; do
   fi
 done
 for bad in service.type=Nodeport service.nodePort=80 tls.enabled=true server.logFormat=xml \
-  replicaCount=-1 keys.signingSecretName=Bad_Name routeConfig.spec.keys.graceSeconds=1; do
-  if helm template "$RELEASE" "$CHART" --set "$bad" >/dev/null 2>&1; then
+  replicaCount=-1 keys.signingSecretName=Bad_Name routeConfig.spec.keys.graceSeconds=1 \
+  routeConfig.spec.limits.drainSeconds=abc routeConfig.spec.limits.drainSecond=60 \
+  routeConfig.spec.ports.websockify=70000 routeConfig.spec.services.pyos.port=0 \
+  routeConfig.spec.jwt.decryption=oaep terminationGracePeriodSeconds=0 \
+  terminationGracePeriodSeconds=20 podLabels.netpol/dns=true; do
+  # ... and the error names the value (a field of its path other than routeConfig.spec).
+  key=${bad%%=*}
+  if helm template "$RELEASE" "$CHART" --set "$bad" >/dev/null 2>"$work/err"; then
     fail "a wrong value fails at install: $bad"
+  elif ! tr '.' '\n' <<<"$key" | grep -vxE 'routeConfig|spec' | grep -qFf - "$work/err"; then
+    fail "a wrong value fails at install, naming it: $bad"; sed 's/^/     /' "$work/err"
   else
     pass "a wrong value fails at install: $bad"
   fi
@@ -62,6 +70,8 @@ elif "$BIN/route" crd >"$work/crd.yaml" 2>/dev/null; then
 fi
 if [ -n "$crd" ]; then
   step "docs/configuration.md is current (else run docs/gen-reference)" python3 docs/gen-reference "$crd" --check
+  step "values.schema.json routeConfig.spec is the CRD's (else run tests/chart/gen-values-schema)" \
+    python3 tests/chart/gen-values-schema "$crd" --check
 fi
 if [ -z "$crd" ] || ! "$BIN/route" serve --help 2>/dev/null | grep -c -- '--kube' >/dev/null; then
   echo "skip apply-and-serve: no CRD in $CHART/crds and no \`route crd\`/\`serve --kube\` in this build"
