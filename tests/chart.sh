@@ -49,7 +49,9 @@ for bad in service.type=Nodeport service.nodePort=80 tls.enabled=true server.log
   routeConfig.spec.limits.drainSeconds=abc routeConfig.spec.limits.drainSecond=60 \
   routeConfig.spec.ports.websockify=70000 routeConfig.spec.services.pyos.port=0 \
   routeConfig.spec.jwt.decryption=oaep terminationGracePeriodSeconds=0 \
-  terminationGracePeriodSeconds=20 podLabels.netpol/dns=true; do
+  terminationGracePeriodSeconds=20 podLabels.netpol/dns=true securityContext.runAsNonRoot=false \
+  securityContext.runAsNonRoot=null podSecurityContext.runAsNonRoot=false podSecurityContext=null \
+  securityContext.runAsUser=0 autoscaling.enabled=true,autoscaling.minReplicas=20; do
   # ... and the error names the value (a field of its path other than routeConfig.spec).
   key=${bad%%=*}
   if helm template "$RELEASE" "$CHART" --set "$bad" >/dev/null 2>"$work/err"; then
