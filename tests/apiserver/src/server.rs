@@ -35,6 +35,9 @@ pub struct RequestRecord {
     /// The raw query string ("" when none).
     pub query: String,
     pub status: u16,
+    /// The `User-Agent` header ("" when none): `kubectl/v1.32...` for kubectl; kube-rs sends
+    /// none unless its client is told to.
+    pub user_agent: String,
 }
 
 /// An injected failure: requests that match get a `Status` with `code` instead of an answer.
@@ -180,6 +183,7 @@ async fn serve(shared: Arc<Shared>, req: Request<Body>) -> Result<Response<ResBo
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or("").to_owned(),
         status: response.status().as_u16(),
+        user_agent: header(header::USER_AGENT).unwrap_or_default(),
     };
     debug!(method = %record.method, path = %record.path, query = %record.query, status = record.status, "request");
     shared.requests().push(record);
