@@ -51,6 +51,11 @@ impl Target {
 }
 
 impl Draft {
+    #[cfg(test)]
+    pub(super) fn name(&self) -> &str {
+        &self.name
+    }
+
     /// The defaults of every route: path kept, no body limit, 60 s read timeout, no WebSocket
     /// (3600 s idle when one is enabled).
     pub(super) fn new(name: &str, paths: &[&str], target: Target) -> Self {

@@ -2,6 +2,7 @@
 
 mod errors;
 mod merge;
+mod reference;
 
 use std::time::Duration;
 
