@@ -11,22 +11,23 @@ use std::process::{Child, Command, Stdio};
 use support::raw::RawConn;
 use support::{STEP, proxy::BIN};
 
-/// `route demo` on a free port, its stdout piped.
-fn start_demo() -> (Child, u16) {
+/// `route demo` on a free port, its stdout piped, its logs (info) in a file.
+fn start_demo() -> (Child, u16, tempfile::NamedTempFile) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let logs = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(BIN)
         .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(logs.reopen().unwrap())
         .spawn()
         .expect("route demo starts");
-    (child, port)
+    (child, port, logs)
 }
 
 #[tokio::test]
 async fn the_demo_serves_its_printed_request() {
-    let (mut child, port) = start_demo();
+    let (mut child, port, logs) = start_demo();
     let stdout = child.stdout.take().unwrap();
     // The token line, read off a blocking thread (the demo keeps running).
     let token = tokio::task::spawn_blocking(move || {
@@ -60,6 +61,14 @@ async fn the_demo_serves_its_printed_request() {
     assert!(body.contains("GET /spawner/hello"), "{body}");
     assert!(!body.contains(&token), "the desktop saw the token");
     assert_eq!(refused.status, 401);
+    // The demo logs like `serve`: an access line for the request, and never the token.
+    let logs = std::fs::read_to_string(logs.path()).unwrap();
+    assert!(
+        logs.lines().any(|l| l.contains("/spawner/hello") && l.contains("200")),
+        "no access line:\n{logs}"
+    );
+    let signature = token.rsplit('.').next().unwrap();
+    assert!(!logs.contains(signature), "the token reached the demo's logs");
 }
 
 /// A reader that goes away (`route demo | head -3`) does not stop the demo: it printed its
@@ -67,7 +76,7 @@ async fn the_demo_serves_its_printed_request() {
 /// when the test stopped reading after the token line).
 #[tokio::test]
 async fn the_demo_outlives_a_closed_stdout() {
-    let (mut child, port) = start_demo();
+    let (mut child, port, _logs) = start_demo();
     // Nobody reads: the pipe is closed before the demo prints anything.
     drop(child.stdout.take());
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
