@@ -1,11 +1,11 @@
 //! `route serve --kube` end to end, driven with the real `kubectl` as an operator would: the
 //! generated CRD, the two abcdesktop key Secrets and a RouteConfig applied, traffic through the
 //! real binary to a recording upstream; key rotation through each Secret with its grace period,
-//! refused changes (bad PEM, missing key, small key, deleted Secret or RouteConfig) that leave
-//! the last good settings serving and say why in the status and events, start-up before the
-//! configuration exists, and two replicas that do not make the status flap. On the test API
-//! server, the request log shows that `route` asks for each Secret and the RouteConfig by name
-//! only.
+//! refused changes (bad PEM, missing key, small key, a spec the schema lets through but
+//! translate() refuses, deleted Secret or RouteConfig) that leave the last good settings serving
+//! and say why in the status and events, start-up before the configuration exists, and two
+//! replicas that do not make the status flap. On the test API server, the request log shows that
+//! `route` asks for each Secret and the RouteConfig by name only.
 //!
 //! Against the test API server by default, against a real cluster when `ROUTE_TEST_KUBECONFIG`
 //! names its kubeconfig (see `support/kube.rs`). The API server outage tests are in
@@ -78,6 +78,15 @@ async fn fingerprints(cluster: &Cluster, field: &str) -> Vec<String> {
         .flatten()
         .filter_map(|v| v.as_str().map(str::to_owned))
         .collect()
+}
+
+/// `status.lastReload` (RFC 3339, UTC, whole seconds: ordered as strings).
+async fn last_reload(cluster: &Cluster) -> String {
+    let rc = cluster.route_config().await;
+    let text =
+        rc["status"]["lastReload"].as_str().unwrap_or_else(|| panic!("no lastReload: {}", rc["status"]));
+    assert!(text.len() == "2025-01-01T00:00:00Z".len() && text.ends_with('Z'), "lastReload {text}");
+    text.to_owned()
 }
 
 async fn event_with(cluster: &Cluster, needle: &str) -> String {
@@ -251,6 +260,7 @@ async fn rotating_each_secret_switches_keys_at_once_and_old_ones_after_grace() {
 
     // The payload key, the same way.
     let old_payload = fingerprints(&cluster, "payloadKeyFingerprints").await;
+    let reloaded = last_reload(&cluster).await;
     let before = proxy.secret(&mint_with(&signed_new, "127.0.0.1", 420));
     let both_new = proxy.secret(&mint_with(other_keys(), "127.0.0.1", 420));
     cluster.apply(&payload_secret(other_keys())).await;
@@ -268,6 +278,9 @@ async fn rotating_each_secret_switches_keys_at_once_and_old_ones_after_grace() {
     })
     .await;
     assert_ne!(new_payload, old_payload);
+    // More than the grace period after the signing rotation: a later second.
+    let after = last_reload(&cluster).await;
+    assert!(after > reloaded, "lastReload {reloaded} did not move forward after the rotation: {after}");
     proxy.finish();
 }
 
@@ -328,6 +341,71 @@ async fn refused_secrets_leave_the_last_good_settings_serving() {
     let rejected = metric_sum(&metrics, "route_settings_reloads_total", &["result=\"rejected\""]);
     assert!(rejected >= 3.0, "rejected reloads: {rejected}");
     assert_eq!(metric(&metrics, "route_settings_last_reload_success"), Some(1.0));
+    proxy.finish();
+}
+
+#[tokio::test]
+async fn a_spec_translate_refuses_is_reported_and_the_last_good_settings_keep_serving() {
+    let test = "a_spec_translate_refuses_is_reported_and_the_last_good_settings_keep_serving";
+    let Some((cluster, proxy, up)) = setup(test, 600).await else { return };
+    let token = proxy.mint("127.0.0.1");
+    let (two, three) = (Upstream::start("two").await, Upstream::start("three").await);
+    condition_is(&cluster, "Ready", "True", "Loaded").await;
+    let loaded_at = last_reload(&cluster).await;
+
+    // A route to a service the spec does not declare: the schema cannot see across the
+    // routes and the services (kubectl's apply succeeds); translate() refuses it. The same
+    // change also moves /spawner to `two`, which must not happen.
+    let app = json!({"name": "myapp", "paths": ["/myapp"], "service": "nosuch"});
+    let bad = Manifest::new(keys()).port("spawner", two.port()).grace_seconds(600).route(app);
+    cluster.apply(&route_config(&Value::Object(bad.spec))).await;
+    let rejected = condition_is(&cluster, "SettingsRejected", "True", "InvalidSpec").await;
+    assert_eq!(
+        rejected["message"],
+        "spec.routes[0].service: unknown service nosuch (known: console, pyos, speedtest, website)"
+    );
+    assert_eq!(rejected["observedGeneration"], 2, "{rejected}");
+    let ready = condition_is(&cluster, "Ready", "False", "SettingsRejected").await;
+    assert_eq!(ready["observedGeneration"], 2, "{ready}");
+    let text = ready["message"].as_str().unwrap();
+    assert!(text.starts_with("generation 2 of the spec or its Secrets refused; "), "{text}");
+    assert!(text.contains("the previous settings keep serving"), "{text}");
+    let rc = cluster.route_config().await;
+    assert_eq!(rc["metadata"]["generation"], 2);
+    assert_eq!(rc["status"]["observedGeneration"], 2);
+    assert_eq!(rc["status"]["lastReload"], loaded_at.as_str(), "a refused change is no reload");
+    event_with(&cluster, "SettingsRejected: spec.routes[0].service: unknown service nosuch").await;
+
+    // Traffic goes on under generation 1: /spawner to `up`, no /myapp; the proxy stays ready.
+    for _ in 0..5 {
+        assert_eq!(proxy.send(Req::get("/spawner").abc(&token)).await.seen().upstream, "spawner");
+    }
+    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK);
+    assert_ne!(proxy.send(Req::get("/myapp").abc(&token)).await.status, StatusCode::OK);
+    assert_eq!(two.hits(), 0);
+    let metrics = proxy.metrics().await;
+    assert_eq!(metric(&metrics, "route_settings_generation"), Some(1.0));
+    assert_eq!(metric(&metrics, "route_settings_last_reload_success"), Some(0.0));
+
+    // Fixed with kubectl (the service declared): generation 3 serves, Ready again.
+    let app = json!({"name": "myapp", "paths": ["/myapp"], "service": "myapp"});
+    let good = Manifest::new(keys())
+        .port("spawner", two.port())
+        .service("myapp", three.port())
+        .grace_seconds(600)
+        .route(app);
+    cluster.apply(&route_config(&Value::Object(good.spec))).await;
+    eventually(SHOW, "the fixed spec serves /spawner from `two`", || async {
+        (proxy.send(Req::get("/spawner").abc(&token)).await.seen().upstream == "two").then_some(())
+    })
+    .await;
+    assert_eq!(proxy.send(Req::get("/myapp")).await.seen().upstream, "three");
+    let ready = condition_is(&cluster, "Ready", "True", "Loaded").await;
+    assert_eq!(ready["observedGeneration"], 3, "{ready}");
+    let accepted = condition_is(&cluster, "SettingsRejected", "False", "Accepted").await;
+    assert_eq!(accepted["observedGeneration"], 3, "{accepted}");
+    assert_eq!(cluster.route_config().await["status"]["observedGeneration"], 3);
+    assert!(up.hits() >= 5, "the last good settings served during the refusal");
     proxy.finish();
 }
 
