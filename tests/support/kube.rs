@@ -1,12 +1,16 @@
 //! A Kubernetes API for the operator's end-to-end tests, driven with the real `kubectl`.
 //!
-//! By default each test gets its own in-memory test API server (`route-test-apiserver`). When
-//! `ROUTE_TEST_KUBECONFIG` names a kubeconfig, the tests run against that cluster instead, each
-//! in a namespace of its own (deleted at the end); tests that need to stop or compact the API
-//! server skip there, saying so. Without `kubectl` on the PATH every test skips, saying so.
+//! By default each test gets its own in-memory test API server (`route-test-apiserver`), and
+//! each test binary says once that no real cluster is configured. When `ROUTE_TEST_KUBECONFIG`
+//! names a kubeconfig, the tests run against that cluster instead, each in a namespace of its
+//! own (deleted at the end); tests that need to stop or compact the API server skip there,
+//! saying so. Without `kubectl` on the PATH the tests fail, unless `ROUTE_ALLOW_NO_KUBECTL=1`
+//! (and `CI` unset) lets them skip, saying so. These lines go straight to the terminal, past
+//! the test harness's output capture, so that a passing run shows them too.
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Once;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -21,6 +25,8 @@ use super::proxy::{Builder, Proxy};
 
 /// The environment variable naming a real cluster's kubeconfig.
 pub const REAL_CLUSTER: &str = "ROUTE_TEST_KUBECONFIG";
+/// `1` lets the kube tests skip when kubectl is missing (never when `CI` is set).
+pub const ALLOW_NO_KUBECTL: &str = "ROUTE_ALLOW_NO_KUBECTL";
 
 /// The deadline of one kubectl command.
 const KUBECTL: Duration = Duration::from_secs(30);
@@ -49,25 +55,38 @@ pub struct Out {
 
 impl Cluster {
     /// A cluster with the RouteConfig CRD applied and a namespace for the test, or `None` (the
-    /// test is skipped, and says so) without kubectl, or when `needs_test_server` and a real
-    /// cluster is configured.
+    /// test is skipped, and says so) when `needs_test_server` and a real cluster is configured,
+    /// or without kubectl when `ROUTE_ALLOW_NO_KUBECTL=1` and `CI` is unset. Without kubectl
+    /// otherwise, the test fails.
     pub async fn start(test: &str, needs_test_server: bool) -> Option<Self> {
+        let real = std::env::var(REAL_CLUSTER).ok().filter(|path| !path.is_empty());
+        announce(real.as_deref());
         if tokio::process::Command::new("kubectl").args(["version", "--client"]).output().await.is_err() {
-            eprintln!("{test}: skipped: no kubectl on the PATH");
+            let ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
+            let allowed = std::env::var(ALLOW_NO_KUBECTL).is_ok_and(|v| v == "1");
+            assert!(!ci, "{test}: no kubectl on the PATH, and CI is set: the kube tests need kubectl");
+            assert!(
+                allowed,
+                "{test}: no kubectl on the PATH: the kube tests drive the API server with it. Install \
+                 kubectl, or set {ALLOW_NO_KUBECTL}=1 to skip these tests (not in CI)."
+            );
+            say(&format!("{test}: skipped: no kubectl on the PATH ({ALLOW_NO_KUBECTL}=1)"));
             return None;
         }
         let dir = tempfile::tempdir().expect("tempdir");
-        let (api, kubeconfig, namespace) = match std::env::var(REAL_CLUSTER) {
-            Ok(path) if !path.is_empty() => {
+        let (api, kubeconfig, namespace) = match real {
+            Some(path) => {
                 if needs_test_server {
-                    eprintln!("{test}: skipped on a real cluster ({REAL_CLUSTER}): it stops the API server");
+                    say(&format!(
+                        "{test}: skipped on a real cluster ({REAL_CLUSTER}): it needs the test API server"
+                    ));
                     return None;
                 }
                 static N: AtomicU32 = AtomicU32::new(0);
                 let ns = format!("route-e2e-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed));
                 (Api::Real, PathBuf::from(path), ns)
             }
-            _ => {
+            None => {
                 let server = TestApiServer::start().await.expect("test API server");
                 let path = dir.path().join("kubeconfig");
                 server.write_kubeconfig(&path).expect("kubeconfig");
@@ -173,6 +192,24 @@ impl Cluster {
             .arg(&self.namespace)
             .log_level("info,route_operator=debug")
     }
+}
+
+/// Writes `line` to the process's stderr, past libtest's capture of `eprintln!`.
+fn say(line: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Says, once per test binary, where the kube tests run.
+fn announce(real: Option<&str>) {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| match real {
+        Some(path) => say(&format!("real cluster: {REAL_CLUSTER}={path}; the kube tests run against it")),
+        None => say(&format!(
+            "real cluster: not configured ({REAL_CLUSTER} unset); running against the in-repo API server \
+             stand-in (tests/apiserver)"
+        )),
+    });
 }
 
 impl Drop for Cluster {
