@@ -2,7 +2,9 @@
 //! (stop, restart with compacted history) and `kube_operator.rs` (Secret and RouteConfig
 //! deleted, then recreated): an API server that answers 500 to everything for a while. No
 //! request may fail while it does (the watchers' lists and watches all fail after a restart),
-//! `/readyz` stays ready, and the next change arrives once it answers again. Test API server only (fault injection): skipped, saying so, on a real cluster.
+//! `/readyz` stays ready, the watchers retry with backoff (no more API requests than the
+//! default backoff allows), and the next change arrives once it answers again. Test API server
+//! only (fault injection): skipped, saying so, on a real cluster.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -16,6 +18,12 @@ use support::kube::{Cluster, mixed, payload_secret, route_config, signing_secret
 use support::{Manifest, Req, Upstream, eventually, keys, mint_with, other_keys};
 
 const SHOW: Duration = Duration::from_secs(15);
+
+/// The shortest wait of kube-runtime's `DefaultBackoff` (kube-runtime 5 watcher.rs: 800 ms
+/// doubling to 30 s, jitter adding up to as much again, reset after 120 s without errors).
+const MIN_RETRY: Duration = Duration::from_millis(800);
+/// The watchers `route` runs here: the RouteConfig and the two Secrets it names.
+const WATCHERS: usize = 3;
 
 #[tokio::test]
 async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arrives() {
@@ -40,7 +48,8 @@ async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arriv
     server.stop().await;
     server.restart().await.unwrap();
     server.clear_requests();
-    let until = Instant::now() + Duration::from_secs(3);
+    let cleared = Instant::now();
+    let until = cleared + Duration::from_secs(3);
     let (mut sent, mut failed) = (0, 0);
     while Instant::now() < until {
         let status = proxy.send(Req::get("/spawner/during-500s").abc(&token)).await.status;
@@ -51,9 +60,27 @@ async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arriv
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz while the API server fails");
-    let failed_api = server.requests().len();
+    let requests = server.requests();
+    let window = cleared.elapsed();
     server.clear_faults();
+    let failed_api = requests.len();
     assert!(failed_api > 0, "the watchers did not call the API server during the 500s");
+    // With backoff, not in a hot loop: kube-runtime's default watcher backoff waits at least
+    // 0.8 s (doubling to 30 s; its jitter only adds) before each retry of a failed list or
+    // watch, even when a relist resets it, so each watcher makes at most 1 + window / 0.8 s
+    // requests. Twice that for the three watchers (the RouteConfig and its two Secrets), plus a
+    // few for the status writer and events, is the bound; a loop without backoff makes hundreds.
+    let per_watcher = 1 + (window.as_secs_f64() / MIN_RETRY.as_secs_f64()).floor() as usize;
+    let bound = 2 * WATCHERS * per_watcher + 4;
+    let listed: Vec<String> = requests
+        .iter()
+        .take(20)
+        .map(|r| format!("{} {}?{} {}", r.method, r.path, r.query, r.status))
+        .collect();
+    assert!(
+        failed_api <= bound,
+        "{failed_api} API requests in {window:?} of 500s (at most {bound} with backoff); the first: {listed:#?}"
+    );
     assert!(sent > 50, "only {sent} requests were sent");
     assert_eq!(failed, 0, "{failed} of {sent} requests failed while the API server answered 500");
 
