@@ -1,4 +1,5 @@
-//! The CRD in `charts/route/crds/` is exactly what `route crd` prints.
+//! The CRD in `charts/route/crds/` is exactly what `route crd` prints; on the test API server,
+//! its CIDR pattern refuses nothing translate() accepts.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -20,4 +21,76 @@ async fn the_chart_crd_is_what_route_crd_prints() {
     assert_eq!(crd["metadata"]["name"], "routeconfigs.route.abcdesktop.io");
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "rtc");
     assert!(crd["spec"]["versions"][0]["subresources"]["status"].is_object());
+}
+
+#[tokio::test]
+async fn the_cidr_pattern_refuses_no_cidr_translate_accepts() {
+    use http::Method;
+    use route_crds::RouteConfigSpec;
+    use route_operator::{Context, Secrets, translate};
+    use route_test_apiserver::TestApiServer;
+    use serde_json::json;
+
+    let out = support::proxy::run(&["crd"], &[]).await;
+    assert!(out.status.success(), "route crd: {}", out.stderr);
+    let crd: serde_json::Value = serde_yaml::from_str(&out.stdout).unwrap();
+    let server = TestApiServer::start().await.unwrap();
+    server
+        .request(Method::POST, "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", Some(&crd))
+        .unwrap();
+    server.create_namespace("abcdesktop").unwrap();
+    let collection = "/apis/route.abcdesktop.io/v1alpha1/namespaces/abcdesktop/routeconfigs";
+
+    // (CIDR, whether translate() accepts it)
+    let cidrs = [
+        ("10.244.0.0/16", true),
+        ("10.0.0.1/32", true),
+        ("0.0.0.0/0", true),
+        ("10.0.0.0/08", true),
+        (" 10.0.0.0/8 ", true),
+        ("fd00::/8", true),
+        ("::/0", true),
+        ("2001:db8::1/128", true),
+        ("2001:db8::/064", true),
+        ("::ffff:10.0.0.1/120", true),
+        // Refused by both: more than 3 digits of prefix.
+        ("fd00::/0128", false),
+        // Refused by translate() only. The pattern leaves the address to translate(), and for
+        // now the prefix's range too: a pattern that bounds it (32 for IPv4, 128 for IPv6)
+        // changes the generated schema in charts/route/values.schema.json as well.
+        ("10.0.0.0/33", false),
+        ("10.0.0.0/999", false),
+        ("10.0.0.0/032", false),
+        ("fd00::/129", false),
+        ("fd00::/999", false),
+        ("10.0.0/8", false),
+        ("300.0.0.0/8", false),
+        ("fd00:::/8", false),
+    ];
+    let mut refused_by_schema = Vec::new();
+    for (i, (cidr, accepted)) in cidrs.into_iter().enumerate() {
+        let spec = json!({"targets": {"allowedCidrs": [cidr]}});
+        let object = json!({
+            "apiVersion": "route.abcdesktop.io/v1alpha1",
+            "kind": "RouteConfig",
+            "metadata": {"name": format!("c{i}")},
+            "spec": spec,
+        });
+        let schema = server.request(Method::POST, collection, Some(&object));
+        let parsed: RouteConfigSpec = serde_json::from_value(spec).unwrap();
+        let ctx = Context { node_name: "node".to_owned(), source: "test".to_owned() };
+        let translated = match translate(&parsed, &Secrets::new(), &ctx) {
+            Ok(_) => Vec::new(),
+            Err(errors) => {
+                errors.into_iter().filter(|e| e.place.starts_with("spec.targets.allowedCidrs")).collect()
+            }
+        };
+        assert_eq!(translated.is_empty(), accepted, "{cidr:?}: translate(): {translated:?}");
+        if let Err(err) = schema {
+            assert!(!translated.is_empty(), "{cidr:?}: the schema refuses what translate() accepts: {err}");
+            assert!(err.to_string().contains("spec.targets.allowedCidrs[0]"), "{cidr:?}: {err}");
+            refused_by_schema.push(cidr);
+        }
+    }
+    assert_eq!(refused_by_schema, ["fd00::/0128"]);
 }
