@@ -12,6 +12,9 @@
 #      server (the kinds it serves: the CRD, Namespace, Secrets, RouteConfig; the others are
 #      checked by step 3), then the real `route serve --kube`, started with the Deployment's
 #      args and env, serving a desktop request through the rendered RouteConfig.
+#   5. docs/migration.md's patches, applied offline (kubectl patch --local) to a router shaped
+#      like abcdesktop's and checked against the chart's rendering (tests/chart/check_migration.py);
+#      run before step 4, which points KUBECONFIG at the test server.
 # Prints `N passed, N failed` at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +65,15 @@ for bad in service.type=Nodeport service.nodePort=80 tls.enabled=true server.log
     pass "a wrong value fails at install: $bad"
   fi
 done
+
+# 5 (offline, before the API server). The migration guide's commands on abcdesktop's router, and
+# http-router re-pointed at the release as mode B installs it.
+for v in nodeport https; do
+  helm template "$RELEASE" "$CHART" -n "$NS" -f "$CHART/ci/abcdesktop-$v-values.yaml" --set service.type=ClusterIP \
+    >"$work/mode-b-$v.yaml" 2>"$work/err" || cat "$work/err"
+done
+step "docs/migration.md's commands (tests/chart/check_migration.py)" \
+  python3 tests/chart/check_migration.py "$work/mode-b-nodeport.yaml" "$work/mode-b-https.yaml"
 
 # 4. Applied to the test API server, then serving.
 crd=""
