@@ -287,7 +287,7 @@ fn default_max_entries() -> u64 {
 pub struct TargetsSpec {
     /// Networks an IP target must be in, e.g. `10.244.0.0/16`.
     #[serde(default)]
-    #[schemars(length(max = 64), inner(pattern(r"^\s*[0-9A-Fa-f:.]+/[0-9]{1,3}\s*$")))]
+    #[schemars(length(max = 64), inner(pattern(rules::CIDR)))]
     pub allowed_cidrs: Vec<String>,
     /// Suffixes a DNS target must end with, e.g. `.desktop.abcdesktop.svc.cluster.local`.
     #[serde(default)]

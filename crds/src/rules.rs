@@ -90,6 +90,18 @@ pub(crate) const ONE_SOURCE: &str =
 /// `rawQuery: false` says nothing: refused, as translate() does.
 pub(crate) const RAW_QUERY_TRUE: &str = "!has(self.rawQuery) || self.rawQuery";
 
+/// A CIDR as translate() parses it (`ipnet`, after trimming): an IPv4 address (no `:`) with a
+/// prefix of at most 2 digits up to 32, or an IPv6 address (with a `:`) with at most 3 digits up
+/// to 128. The addresses themselves are left to translate(): a pattern that refused every bad
+/// one would be long and still not refuse more than translate() does.
+pub(crate) const CIDR: &str = concat!(
+    r"^\s*(",
+    r"[0-9.]+/(3[0-2]|[0-2]?[0-9])",
+    r"|",
+    r"[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*/(12[0-8]|1[01][0-9]|0?[0-9]?[0-9])",
+    r")\s*$"
+);
+
 /// Service names are route-name-like.
 pub(crate) const SERVICE_NAMES: &str = "self.all(k, k.matches('^[A-Za-z0-9_-]{1,63}$'))";
 
