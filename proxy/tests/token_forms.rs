@@ -92,3 +92,47 @@ fn signed_tokens_with_crit_zip_or_enc_are_refused() {
         assert_eq!(resolve(&token, &settings), Err(AuthError::Header), "{header}");
     }
 }
+
+#[test]
+fn signatures_must_match_algorithm_length_and_digest() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    route_proxy::auth::jwt::install_provider();
+    let now = unix_now();
+    let settings = auth(&[Algorithm::RS256, Algorithm::RS384], Decryption::Pkcs1v15);
+    let minter = Minter::from_key_set(keys()).unwrap();
+    let hash = minter.encrypt_target("10.0.0.9").unwrap();
+    let claims = format!(r#"{{"key":0,"nfb":{now},"hash":"{hash}","exp":{}}}"#, now + 60);
+    // Signed with SHA-384 under a header that says RS256 (and the reverse): the DigestInfo
+    // inside the signature names another digest.
+    let rs384 = Minter::from_key_set(keys()).unwrap().with_algorithm(Algorithm::RS384);
+    let lying = rs384.sign_parts(r#"{"typ":"JWT","alg":"RS256"}"#, &claims).unwrap();
+    assert_eq!(resolve(&lying, &settings), Err(AuthError::Signature));
+    let lying = minter.sign_parts(r#"{"typ":"JWT","alg":"RS384"}"#, &claims).unwrap();
+    assert_eq!(resolve(&lying, &settings), Err(AuthError::Signature));
+
+    let good = minter.sign_parts(r#"{"typ":"JWT","alg":"RS256"}"#, &claims).unwrap();
+    assert_eq!(resolve(&good, &settings).as_deref(), Ok("10.0.0.9"));
+    let (message, signature) = good.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    let with = |sig: &[u8]| format!("{message}.{}", URL_SAFE_NO_PAD.encode(sig));
+    // One byte short, one byte long, one bit flipped, all zero.
+    for (what, sig) in [
+        ("short", signature[1..].to_vec()),
+        ("long", [&[0u8][..], &signature].concat()),
+        ("flipped", {
+            let mut s = signature.clone();
+            *s.last_mut().unwrap() ^= 1;
+            s
+        }),
+        ("zero", vec![0; signature.len()]),
+    ] {
+        assert_eq!(resolve(&with(&sig), &settings), Err(AuthError::Signature), "{what}");
+    }
+    // The claims changed under a valid signature.
+    let (_, rest) = good.split_once('.').unwrap();
+    let (_, sig) = rest.split_once('.').unwrap();
+    let other = format!(r#"{{"key":0,"nfb":{now},"hash":"{hash}","exp":{}}}"#, now + 61);
+    let forged = format!("{}.{}.{sig}", good.split('.').next().unwrap(), URL_SAFE_NO_PAD.encode(other));
+    assert_eq!(resolve(&forged, &settings), Err(AuthError::Signature));
+}

@@ -61,40 +61,115 @@ fn new_verifier(
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
     let (digest, pss) = match algorithm {
-        Algorithm::RS256 => (MessageDigest::sha256(), false),
-        Algorithm::RS384 => (MessageDigest::sha384(), false),
-        Algorithm::RS512 => (MessageDigest::sha512(), false),
-        Algorithm::PS256 => (MessageDigest::sha256(), true),
-        Algorithm::PS384 => (MessageDigest::sha384(), true),
-        Algorithm::PS512 => (MessageDigest::sha512(), true),
+        Algorithm::RS256 => (&ring::digest::SHA256, false),
+        Algorithm::RS384 => (&ring::digest::SHA384, false),
+        Algorithm::RS512 => (&ring::digest::SHA512, false),
+        Algorithm::PS256 => (&ring::digest::SHA256, true),
+        Algorithm::PS384 => (&ring::digest::SHA384, true),
+        Algorithm::PS512 => (&ring::digest::SHA512, true),
         // HMAC, ECDSA and EdDSA never verify here: we hold RSA keys only.
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };
-    let der = key.try_get_as_bytes()?;
-    let pkey = Rsa::public_key_from_der_pkcs1(der)
-        .and_then(PKey::from_rsa)
-        .map_err(|_| jsonwebtoken::errors::Error::from(ErrorKind::InvalidRsaKey("bad DER".into())))?;
-    Ok(Box::new(OpensslVerifier { algorithm: *algorithm, digest, pss, pkey }))
+    let rsa = parsed_key(key.try_get_as_bytes()?)
+        .ok_or_else(|| jsonwebtoken::errors::Error::from(ErrorKind::InvalidRsaKey("bad DER".into())))?;
+    Ok(Box::new(OpensslVerifier { algorithm: *algorithm, digest, pss, rsa }))
+}
+
+/// Keys parsed from their PKCS#1 DER, per thread: jsonwebtoken asks for a verifier per token,
+/// and parsing the DER each time cost microseconds a new token. Entries are found by comparing
+/// the DER bytes themselves, so a rotated key can never be mistaken for the one it replaced.
+/// A few entries: the current signing key and those still in their grace period.
+fn parsed_key(der: &[u8]) -> Option<Rsa<Public>> {
+    const KEPT: usize = 4;
+    type Parsed = Vec<(Box<[u8]>, Rsa<Public>)>;
+    thread_local! {
+        static PARSED: std::cell::RefCell<Parsed> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    PARSED.with_borrow_mut(|parsed| {
+        if let Some(i) = parsed.iter().position(|(known, _)| **known == *der) {
+            let entry = parsed.remove(i);
+            let rsa = entry.1.clone();
+            parsed.insert(0, entry);
+            return Some(rsa);
+        }
+        let rsa = Rsa::public_key_from_der_pkcs1(der).ok()?;
+        parsed.insert(0, (der.into(), rsa.clone()));
+        parsed.truncate(KEPT);
+        Some(rsa)
+    })
 }
 
 struct OpensslVerifier {
     algorithm: Algorithm,
-    digest: MessageDigest,
+    digest: &'static ring::digest::Algorithm,
     pss: bool,
-    pkey: PKey<Public>,
+    rsa: Rsa<Public>,
+}
+
+/// The DER prefix of a PKCS#1 v1.5 `DigestInfo` for each digest (RFC 8017, 9.2, note 1).
+fn digest_info_prefix(digest: &'static ring::digest::Algorithm) -> &'static [u8] {
+    const SHA256: &[u8] = &[
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
+        0x04, 0x20,
+    ];
+    const SHA384: &[u8] = &[
+        0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
+        0x04, 0x30,
+    ];
+    const SHA512: &[u8] = &[
+        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
+        0x04, 0x40,
+    ];
+    if digest == &ring::digest::SHA384 {
+        SHA384
+    } else if digest == &ring::digest::SHA512 {
+        SHA512
+    } else {
+        SHA256
+    }
+}
+
+impl OpensslVerifier {
+    /// RSASSA-PKCS1-v1_5 (RFC 8017, 8.2.2) on the legacy RSA API: the public operation, then
+    /// the padding check (OpenSSL's type-1 check) and an exact comparison with the expected
+    /// `DigestInfo`. OpenSSL 3's EVP verify fetched the algorithms from its provider and
+    /// exported the key to it on every call, which cost more than the RSA operation at 1024 bits.
+    fn verify_pkcs1(&self, msg: &[u8], signature: &[u8]) -> Result<bool, openssl::error::ErrorStack> {
+        let size = self.rsa.size() as usize;
+        if signature.len() != size {
+            return Ok(false);
+        }
+        let mut recovered = vec![0; size];
+        let len = self.rsa.public_decrypt(signature, &mut recovered, Padding::PKCS1)?;
+        let hash = ring::digest::digest(self.digest, msg);
+        let prefix = digest_info_prefix(self.digest);
+        let recovered = &recovered[..len];
+        Ok(recovered.len() == prefix.len() + hash.as_ref().len()
+            && recovered.starts_with(prefix)
+            && &recovered[prefix.len()..] == hash.as_ref())
+    }
+
+    fn verify_pss(&self, msg: &[u8], signature: &[u8]) -> Result<bool, openssl::error::ErrorStack> {
+        let md = if self.digest == &ring::digest::SHA384 {
+            MessageDigest::sha384()
+        } else if self.digest == &ring::digest::SHA512 {
+            MessageDigest::sha512()
+        } else {
+            MessageDigest::sha256()
+        };
+        let pkey = PKey::from_rsa(self.rsa.clone())?;
+        let mut verifier = openssl::sign::Verifier::new(md, &pkey)?;
+        verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
+        verifier.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)?;
+        verifier.verify_oneshot(signature, msg)
+    }
 }
 
 impl signature::Verifier<Vec<u8>> for OpensslVerifier {
     fn verify(&self, msg: &[u8], signature: &Vec<u8>) -> Result<(), signature::Error> {
-        let verify = || -> Result<bool, openssl::error::ErrorStack> {
-            let mut verifier = openssl::sign::Verifier::new(self.digest, &self.pkey)?;
-            if self.pss {
-                verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
-                verifier.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)?;
-            }
-            verifier.verify_oneshot(signature, msg)
-        };
-        match verify() {
+        let verified =
+            if self.pss { self.verify_pss(msg, signature) } else { self.verify_pkcs1(msg, signature) };
+        match verified {
             Ok(true) => Ok(()),
             _ => Err(signature::Error::new()),
         }
