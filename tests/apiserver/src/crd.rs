@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 
 use crate::resources::{Behavior, Column, ResourceType, VersionInfo, version_priority};
 use crate::status::FieldError;
+use crate::structural;
 
 fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
     v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
@@ -23,6 +24,14 @@ pub(crate) fn default(crd: &mut Value) {
     if let Some(spec) = crd.get_mut("spec").and_then(Value::as_object_mut) {
         spec.entry("conversion").or_insert_with(|| json!({"strategy": "None"}));
     }
+}
+
+/// Whether every version has the same `key` (absent and empty alike): the server converts a v1
+/// CRD to its internal version, where such a field moves to the top of the spec, and validates
+/// it there (`spec.validation`, `spec.additionalPrinterColumns`).
+fn shared(versions: &[Value], key: &str) -> bool {
+    let field = |v: &Value| v.get(key).filter(|f| f.as_array().is_none_or(|a| !a.is_empty())).cloned();
+    versions.windows(2).all(|w| field(&w[0]) == field(&w[1]))
 }
 
 /// The rules `ValidateCustomResourceDefinition` applies (the ones tests meet).
@@ -69,16 +78,14 @@ pub(crate) fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
             "must have exactly one version marked as storage version",
         ));
     }
+    let shared_schema = shared(&versions, "schema");
     for (i, v) in versions.iter().enumerate() {
         let at = format!("spec.versions[{i}]");
         match v.pointer("/schema/openAPIV3Schema") {
             None => errors
                 .push(FieldError::required(format!("{at}.schema.openAPIV3Schema"), "schemas are required")),
-            Some(s) if s.get("type").and_then(Value::as_str) != Some("object") => {
-                errors.push(FieldError::required(
-                    format!("{at}.schema.openAPIV3Schema.type"),
-                    "must not be empty at the root",
-                ));
+            Some(s) if !shared_schema => {
+                errors.extend(structural::validate(s, &format!("{at}.schema.openAPIV3Schema")));
             }
             Some(_) => {}
         }
@@ -103,6 +110,9 @@ pub(crate) fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
                 ));
             }
         }
+    }
+    if shared_schema && let Some(s) = versions.first().and_then(|v| v.pointer("/schema/openAPIV3Schema")) {
+        errors.extend(structural::validate(s, "spec.validation.openAPIV3Schema"));
     }
     if let Some(old) = old {
         if str_at(old, "/spec/scope") != scope {

@@ -19,7 +19,11 @@
 //!   `events.k8s.io/v1` Events (one storage, converted between the two), and
 //!   `apiextensions.k8s.io/v1` CustomResourceDefinitions: applying one makes its resource
 //!   servable at once (discovery, OpenAPI, CRUD, watch, `status` subresource, printer columns),
-//!   with `NamesAccepted`/`Established` conditions; deleting it deletes its objects.
+//!   with `NamesAccepted`/`Established` conditions; deleting it deletes its objects. A schema
+//!   that is not structural is refused (422) with the real field paths and messages: a `type` on
+//!   every node (unless int-or-string or preserving unknown fields), no `additionalProperties` at
+//!   the root or beside `properties`, only `name`/`generateName` under the root `metadata`,
+//!   nothing structural inside `anyOf`/`allOf`/`oneOf`/`not`, and unsupported keywords.
 //! - **Semantics**: one global monotonic `resourceVersion`; `uid`, `creationTimestamp`,
 //!   `generation` (bumped by changes outside metadata and, with a status subresource, status);
 //!   optimistic concurrency (409 Conflict on a stale resourceVersion; custom resources refuse
@@ -57,7 +61,9 @@
 //! `ownerReferences`, no other built-in kinds (Pods, ConfigMaps, Leases... answer 404), no CRD
 //! conversion webhooks (versions of a CRD are served as-is, `apiVersion` rewritten: the `None`
 //! strategy), no `format`/`anyOf`/`oneOf`/`allOf` checks in schemas (types, required, enum,
-//! bounds, lengths, `pattern`, list uniqueness, defaults and CEL rules are applied), no `scale`
+//! bounds, lengths, `pattern`, list uniqueness, defaults and CEL rules are applied), no checks of
+//! a CRD schema's list/map-type extensions, defaults, patterns or CEL rules when it is applied
+//! (only its structure), no `scale`
 //! subresource, namespaces are removed at once (no `Terminating` phase), and no persistence.
 
 mod apply;
@@ -82,6 +88,7 @@ mod selector;
 mod server;
 mod status;
 mod store;
+mod structural;
 mod table;
 mod watch;
 mod write;

@@ -61,7 +61,7 @@ impl FieldError {
         Self { reason: "FieldValueDuplicate", field: field.into(), message }
     }
 
-    fn line(&self) -> String {
+    pub(crate) fn line(&self) -> String {
         format!("{}: {}", self.field, self.message)
     }
 }
