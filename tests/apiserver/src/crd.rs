@@ -34,6 +34,43 @@ fn shared(versions: &[Value], key: &str) -> bool {
     versions.windows(2).all(|w| field(&w[0]) == field(&w[1]))
 }
 
+/// `ValidateCustomResourceColumnDefinition` for each printer column of a version.
+fn columns(version: &Value, path: &str) -> Vec<FieldError> {
+    const TYPES: [&str; 5] = ["boolean", "date", "integer", "number", "string"];
+    const FORMATS: [&str; 8] = ["byte", "date", "date-time", "double", "float", "int32", "int64", "password"];
+    let mut errors = Vec::new();
+    let all = version.get("additionalPrinterColumns").and_then(Value::as_array);
+    for (j, c) in all.into_iter().flatten().enumerate() {
+        let at = format!("{path}[{j}]");
+        if str_at(c, "/name").is_empty() {
+            errors.push(FieldError::required(format!("{at}.name"), ""));
+        }
+        let types = format!("must be one of {}", TYPES.join(","));
+        match str_at(c, "/type") {
+            "" => errors.push(FieldError::required(format!("{at}.type"), &types)),
+            t if !TYPES.contains(&t) => {
+                errors.push(FieldError::invalid(format!("{at}.type"), &json!(t), &types))
+            }
+            _ => {}
+        }
+        let format = str_at(c, "/format");
+        if !format.is_empty() && !FORMATS.contains(&format) {
+            let detail = format!("must be one of {}", FORMATS.join(","));
+            errors.push(FieldError::invalid(format!("{at}.format"), &json!(format), &detail));
+        }
+        match str_at(c, "/jsonPath") {
+            "" => errors.push(FieldError::required(format!("{at}.JSONPath"), "")),
+            p if !p.starts_with('.') => errors.push(FieldError::invalid(
+                format!("{at}.JSONPath"),
+                &json!(p),
+                "must be a simple json path starting with .",
+            )),
+            _ => {}
+        }
+    }
+    errors
+}
+
 /// The rules `ValidateCustomResourceDefinition` applies (the ones tests meet).
 pub(crate) fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -78,7 +115,8 @@ pub(crate) fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
             "must have exactly one version marked as storage version",
         ));
     }
-    let shared_schema = shared(&versions, "schema");
+    let (shared_schema, shared_columns) =
+        (shared(&versions, "schema"), shared(&versions, "additionalPrinterColumns"));
     for (i, v) in versions.iter().enumerate() {
         let at = format!("spec.versions[{i}]");
         match v.pointer("/schema/openAPIV3Schema") {
@@ -89,30 +127,15 @@ pub(crate) fn validate(crd: &Value, old: Option<&Value>) -> Vec<FieldError> {
             }
             Some(_) => {}
         }
-        for (j, c) in
-            v.get("additionalPrinterColumns").and_then(Value::as_array).into_iter().flatten().enumerate()
-        {
-            let t = c.get("type").and_then(Value::as_str).unwrap_or("");
-            if !matches!(t, "integer" | "number" | "string" | "boolean" | "date") {
-                let allowed = ["boolean", "date", "integer", "number", "string"].map(|x| json!(x));
-                errors.push(FieldError::not_supported(
-                    format!("{at}.additionalPrinterColumns[{j}].type"),
-                    &json!(t),
-                    &allowed,
-                ));
-            }
-            let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
-            if !path.starts_with('.') {
-                errors.push(FieldError::invalid(
-                    format!("{at}.additionalPrinterColumns[{j}].JSONPath"),
-                    &json!(path),
-                    "must be a simple json path starting with .",
-                ));
-            }
+        if !shared_columns {
+            errors.extend(columns(v, &format!("{at}.additionalPrinterColumns")));
         }
     }
     if shared_schema && let Some(s) = versions.first().and_then(|v| v.pointer("/schema/openAPIV3Schema")) {
         errors.extend(structural::validate(s, "spec.validation.openAPIV3Schema"));
+    }
+    if shared_columns && let Some(v) = versions.first() {
+        errors.extend(columns(v, "spec.additionalPrinterColumns"));
     }
     if let Some(old) = old {
         if str_at(old, "/spec/scope") != scope {

@@ -574,6 +574,35 @@ async fn non_structural_crds_are_refused() {
 }
 
 #[tokio::test]
+async fn printer_columns_are_checked_where_the_server_checks_them() {
+    let server = TestApiServer::start().await.unwrap();
+    let version = |name: &str, storage: bool, columns: Value| {
+        json!({"name": name, "served": true, "storage": storage, "additionalPrinterColumns": columns,
+            "schema": {"openAPIV3Schema": {"type": "object"}}})
+    };
+    let bad = json!([{"name": "Size", "type": "text", "jsonPath": "spec.size"}]);
+    let e = api_error(server.request(
+        Method::POST,
+        CRDS,
+        Some(&gadget_crd(json!([version("v1", true, bad.clone())]))),
+    ));
+    assert!(
+        e.message.ends_with(
+            r#"[spec.additionalPrinterColumns[0].type: Invalid value: "text": must be one of boolean,date,integer,number,string, spec.additionalPrinterColumns[0].JSONPath: Invalid value: "spec.size": must be a simple json path starting with .]"#
+        ),
+        "{}",
+        e.message
+    );
+    let versions = json!([version("v1", true, bad), version("v2", false, json!([]))]);
+    let e = api_error(server.request(Method::POST, CRDS, Some(&gadget_crd(versions))));
+    assert!(
+        e.message.contains("spec.versions[0].additionalPrinterColumns[0].type: Invalid value"),
+        "{}",
+        e.message
+    );
+}
+
+#[tokio::test]
 async fn the_project_crd_is_accepted() {
     let server = TestApiServer::start().await.unwrap();
     let yaml = std::fs::read_to_string(concat!(
