@@ -39,8 +39,11 @@
 //!   merging from the schema.
 //! - **Reads**: list with `labelSelector` (`=`, `==`, `!=`, `in`, `notin`, exists, `!`) and
 //!   `fieldSelector` (`metadata.name`, `metadata.namespace`, and the per-kind fields), the
-//!   `resourceVersion`/`resourceVersionMatch` rules (Exact lists rebuilt from history, 410 when
-//!   compacted, 504 for a future version), `limit`/`continue` pagination over a consistent
+//!   `resourceVersion`/`resourceVersionMatch` rules (Exact lists, and a resourceVersion under a
+//!   `limit`, rebuilt from history, 410 when compacted, 504 at once for a future version), a list
+//!   or get not older than a resourceVersion the store has not reached waiting for it up to 3 s,
+//!   as the watch cache does, then 504 `Timeout` (`ResourceVersionTooLarge`, retry after 1 s;
+//!   in-process requests answer at once), `limit`/`continue` pagination over a consistent
 //!   snapshot (410 when the snapshot was compacted), Table answers (`as=Table`) with CRD printer columns
 //!   (JSONPath subset: `.a.b`, `[0]`, `[*]`, `[?(@.type=="Ready")]`) and built-in columns, and
 //!   `PartialObjectMetadata` answers.

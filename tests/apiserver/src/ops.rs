@@ -5,7 +5,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::patch;
-use crate::query::Ctx;
+use crate::query::{Ctx, Query};
 use crate::resources::{Behavior, ResourceType};
 use crate::selector::Selector;
 use crate::status::{ApiError, ApiResult};
@@ -13,6 +13,9 @@ use crate::store::{Store, StoreKey, key};
 use crate::write::{self, Ownership, Written};
 
 pub(crate) fn get(store: &Store, ctx: &Ctx, name: &str) -> ApiResult<Value> {
+    if let Some(rv) = not_older_than(&ctx.query).filter(|&rv| rv > store.current_rv()) {
+        return Err(ApiError::too_large_resource_version(rv, store.current_rv()));
+    }
     store
         .get(&ctx.storage_key(name))
         .map(|o| ctx.to_view(o.clone()))
@@ -21,6 +24,22 @@ pub(crate) fn get(store: &Store, ctx: &Ctx, name: &str) -> ApiResult<Value> {
 
 pub(crate) fn parse_rv(raw: &str) -> ApiResult<u64> {
     raw.parse().map_err(|_| ApiError::bad_request(format!("invalid resource version {raw:?}")))
+}
+
+fn limited(query: &Query) -> bool {
+    query.get("limit").and_then(|l| l.parse::<u64>().ok()).is_some_and(|l| l > 0)
+}
+
+/// The resourceVersion a read must not be older than: the watch cache waits up to 3 s for it
+/// (a later one answers 504). Not for exact reads (`Exact`, or no match under a limit).
+pub(crate) fn not_older_than(query: &Query) -> Option<u64> {
+    let rv = query.get("resourceVersion")?.parse().ok().filter(|&rv| rv > 0)?;
+    let continued = query.get("continue").is_some_and(|c| !c.is_empty());
+    match query.get("resourceVersionMatch").filter(|m| !m.is_empty()) {
+        Some("NotOlderThan") => Some(rv),
+        None if !limited(query) && !continued => Some(rv),
+        _ => None,
+    }
 }
 
 /// One page of a LIST.
@@ -94,7 +113,8 @@ pub(crate) fn list(store: &Store, ctx: &Ctx, selector: &Selector) -> ApiResult<P
                     "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided",
                 ));
             }
-            (Some(raw), Some("Exact")) => {
+            // Without a match, a resourceVersion under a limit is exact (the legacy semantics).
+            (Some(raw), Some("Exact") | None) if rv_match.is_some() || (limit > 0 && raw != "0") => {
                 let at = parse_rv(raw)?;
                 if at == 0 {
                     return Err(invalid_list(

@@ -49,6 +49,16 @@ pub(crate) struct Incoming<'a> {
     pub body: &'a [u8],
 }
 
+/// The resourceVersion a GET of resources must see at least, when it names one the watch cache
+/// would wait for (watches: see [`watch::start`]).
+pub(crate) fn not_older_than(req: &Incoming<'_>) -> Option<u64> {
+    let resources = req.path.starts_with("/api/") || req.path.starts_with("/apis/");
+    let query = Query::parse(req.query);
+    (req.method == Method::GET && resources && query.flag("watch") == Ok(false))
+        .then(|| ops::not_older_than(&query))
+        .flatten()
+}
+
 pub(crate) fn dispatch(shared: &Arc<Shared>, req: &Incoming<'_>) -> Reply {
     match route(shared, req) {
         Ok(reply) => reply,

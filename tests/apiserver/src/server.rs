@@ -27,6 +27,10 @@ use crate::store::Store;
 /// Largest request body accepted (a real server allows 3 MiB).
 const MAX_BODY: usize = 3 * 1024 * 1024;
 
+/// How long a read waits for the store to reach the resourceVersion it asks for (the watch
+/// cache's `blockTimeout`) before the server answers 504.
+const FRESH_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// One request the server answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestRecord {
@@ -133,6 +137,13 @@ impl Shared {
         *lock(&self.addr) = Some(addr);
     }
 
+    /// Waits until the store reaches `rv`, at most [`FRESH_TIMEOUT`]; false when it did not.
+    pub async fn wait_for(&self, rv: u64) -> bool {
+        let mut current = self.lock_store().rv_signal();
+        let reached = tokio::time::timeout(FRESH_TIMEOUT, current.wait_for(|now| *now >= rv)).await;
+        reached.is_ok_and(|r| r.is_ok())
+    }
+
     fn take_fault(&self, method: &str, path: &str) -> Option<u16> {
         let mut faults = self.faults();
         let fault = faults.iter_mut().find(|f| f.matches(method, path))?;
@@ -172,6 +183,9 @@ async fn serve(shared: Arc<Shared>, req: Request<Body>) -> Result<Response<ResBo
                     user_agent: user_agent.as_deref(),
                     body: &bytes,
                 };
+                if let Some(rv) = router::not_older_than(&incoming) {
+                    shared.wait_for(rv).await;
+                }
                 router::dispatch(&shared, &incoming)
             }
             Err(_) => Reply::error(&ApiError::new(413, "RequestEntityTooLarge", "the request is too large")),

@@ -211,8 +211,14 @@ impl ApiError {
         Self::new(410, "Expired", "The resourceVersion for the provided list is too old.")
     }
 
+    /// 504 for a read ahead of the store (`storage.NewTooLargeResourceVersionError`).
     pub(crate) fn too_large_resource_version(requested: u64, current: u64) -> Self {
-        Self::new(504, "Timeout", format!("Too large resource version: {requested}, current: {current}")).with_details(
+        Self::new(
+            504,
+            "Timeout",
+            format!("Timeout: Too large resource version: {requested}, current: {current}"),
+        )
+        .with_details(
             json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
                    "retryAfterSeconds": 1}),
         )

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use crate::resources::Registry;
 use crate::status::{ApiError, ApiResult};
@@ -44,6 +44,8 @@ pub(crate) struct Store {
     pub registry: Registry,
     objects: BTreeMap<StoreKey, Value>,
     rv: u64,
+    /// Follows `rv`, for reads that wait for the store to reach a resourceVersion.
+    rv_signal: watch::Sender<u64>,
     history: VecDeque<Arc<Change>>,
     /// The history holds every change with a resourceVersion above this one.
     oldest: u64,
@@ -60,6 +62,7 @@ impl Store {
             registry: Registry::with_builtins(),
             objects: BTreeMap::new(),
             rv: 0,
+            rv_signal: watch::Sender::new(0),
             history: VecDeque::new(),
             oldest: 0,
             watchers: Vec::new(),
@@ -73,6 +76,17 @@ impl Store {
     }
 
     pub fn current_rv(&self) -> u64 {
+        self.rv
+    }
+
+    /// The current resourceVersion as it moves on.
+    pub fn rv_signal(&self) -> watch::Receiver<u64> {
+        self.rv_signal.subscribe()
+    }
+
+    fn next_rv(&mut self) -> u64 {
+        self.rv += 1;
+        self.rv_signal.send_replace(self.rv);
         self.rv
     }
 
@@ -134,8 +148,7 @@ impl Store {
 
     /// Stores an object (create or update), giving it the next resourceVersion; returns it.
     pub fn put(&mut self, key: StoreKey, mut object: Value) -> Value {
-        self.rv += 1;
-        let rv = self.rv;
+        let rv = self.next_rv();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         let old = self.objects.insert(key.clone(), object.clone());
         let kind = if old.is_some() { ChangeKind::Modified } else { ChangeKind::Added };
@@ -146,8 +159,7 @@ impl Store {
     /// Removes an object; returns its last state with the deletion's resourceVersion.
     pub fn remove(&mut self, key: &StoreKey) -> Option<Value> {
         let old = self.objects.remove(key)?;
-        self.rv += 1;
-        let rv = self.rv;
+        let rv = self.next_rv();
         let mut object = old.clone();
         object["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.record(Change {
@@ -228,7 +240,7 @@ impl Store {
     /// Moves the resourceVersion on without changing an object here, as writes to the kinds a
     /// real cluster has and this server does not (leases, endpoints) do.
     pub fn advance(&mut self) {
-        self.rv += 1;
+        self.next_rv();
     }
 
     /// Forgets the history: watching or exact-listing from an older resourceVersion answers 410.

@@ -309,9 +309,15 @@ async fn exact_lists_and_history() {
     assert_eq!(old["metadata"]["resourceVersion"], at.to_string());
     assert_eq!(old["items"].as_array().unwrap().len(), 1);
     assert_eq!(old["items"][0]["data"]["k"], "dg==");
-    let future = server.resource_version() + 10;
+    let legacy = server.get_json(&format!("{SECRETS}?resourceVersion={at}&limit=10")).unwrap();
+    assert_eq!(legacy["items"][0]["data"]["k"], "dg==", "under a limit, a resourceVersion is exact");
+    let (current, future) = (server.resource_version(), server.resource_version() + 10);
     let e = api_error(server.request(Method::GET, &format!("{SECRETS}?resourceVersion={future}"), None));
-    assert_eq!((e.code, e.reason), (504, "Timeout"));
+    assert_eq!(
+        (e.code, e.reason, e.message),
+        (504, "Timeout", format!("Timeout: Too large resource version: {future}, current: {current}")),
+        "in-process requests do not wait"
+    );
     server.compact();
     let e = api_error(server.request(
         Method::GET,
@@ -614,4 +620,33 @@ async fn the_project_crd_is_accepted() {
     let created = server.request(Method::POST, CRDS, Some(&crd)).unwrap();
     assert_eq!(created["status"]["conditions"][1]["type"], "Established");
     assert!(server.get_json("/apis/route.abcdesktop.io/v1alpha1/namespaces/default/routeconfigs").is_some());
+}
+
+#[tokio::test]
+async fn reads_ahead_of_the_store_wait_for_it_then_time_out() {
+    let server = TestApiServer::start().await.unwrap();
+    let list = format!("GET {SECRETS}?resourceVersion={} HTTP/1.1", server.resource_version() + 1);
+    let write_soon = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        server.request(Method::POST, SECRETS, Some(&secret("late"))).unwrap();
+    };
+    let ((code, _, body), ()) = tokio::join!(raw(&server, &list, ""), write_soon);
+    assert_eq!(code, 200, "the list waited for the write: {body}");
+    assert!(body.contains(r#""name":"late""#), "{body}");
+
+    let (current, far) = (server.resource_version(), server.resource_version() + 5);
+    let list = format!("GET {SECRETS}?resourceVersion={far}&resourceVersionMatch=NotOlderThan HTTP/1.1");
+    let get = format!("GET {SECRETS}/late?resourceVersion={far} HTTP/1.1");
+    let started = std::time::Instant::now();
+    let (list, get) = tokio::join!(raw(&server, &list, ""), raw(&server, &get, ""));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(5), "{took:?}");
+    let status = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+        "message": format!("Timeout: Too large resource version: {far}, current: {current}"),
+        "reason": "Timeout", "code": 504,
+        "details": {"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+            "retryAfterSeconds": 1}});
+    for (code, _, body) in [list, get] {
+        assert_eq!((code, serde_json::from_str::<Value>(&body).unwrap()), (504, status.clone()));
+    }
 }
