@@ -50,7 +50,9 @@
 //! - **Watch**: from a resourceVersion, with synthetic ADDED events for `""`/`"0"`, streaming
 //!   lists (`sendInitialEvents=true`, closed by an `initial-events-end` bookmark), periodic
 //!   bookmarks (every second by default), selectors (objects leaving a selector are DELETED),
-//!   `timeoutSeconds`, 410 Expired as an ERROR event for a compacted resourceVersion.
+//!   `timeoutSeconds`, 410 Expired as an ERROR event for a compacted resourceVersion; from a
+//!   resourceVersion the store has not reached, a watch starts at once and sends only what is
+//!   newer, and a streaming list waits up to 3 s, then gets the 504 `Status` as an ERROR event.
 //! - **Test controls** on [`TestApiServer`]: compaction, stop and restart on the same port
 //!   (objects kept; the resourceVersion moves on and the history is compacted, so every earlier
 //!   watch resumes with 410), fault injection ([`Fault`]: by method, path, count), the request

@@ -1,8 +1,9 @@
 //! Watches: JSON lines of `{"type", "object"}` from a resourceVersion (410 Expired as an ERROR
-//! event when it was compacted), synthetic ADDED events for `""`/`"0"`, streaming lists
-//! (`sendInitialEvents=true` ending with an `initial-events-end` bookmark), periodic BOOKMARKs,
-//! selectors (objects moving out of a selector are DELETED, moving in ADDED), `timeoutSeconds`,
-//! and Table or metadata-only objects when asked.
+//! event when it was compacted; nothing older than it, even when the store has not reached it),
+//! synthetic ADDED events for `""`/`"0"`, streaming lists (`sendInitialEvents=true` ending with an
+//! `initial-events-end` bookmark; ahead of the store, a 504 ERROR event after 3 s), periodic
+//! BOOKMARKs, selectors (objects moving out of a selector are DELETED, moving in ADDED),
+//! `timeoutSeconds`, and Table or metadata-only objects when asked.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +17,7 @@ use crate::query::Ctx;
 use crate::selector::Selector;
 use crate::server::Shared;
 use crate::status::{ApiError, ApiResult};
-use crate::store::{Change, ChangeKind};
+use crate::store::{Change, ChangeKind, Store};
 use crate::table::{self, Include};
 
 /// How objects are written out.
@@ -35,6 +36,8 @@ struct Emitter {
     selector: Selector,
     format: Format,
     headers_sent: bool,
+    /// The resourceVersion the watch starts from: nothing older is sent.
+    floor: u64,
     tx: mpsc::Sender<Bytes>,
 }
 
@@ -65,8 +68,14 @@ impl Emitter {
         self.tx.send(Bytes::from(line)).await.is_ok()
     }
 
+    async fn error(&self, e: &ApiError) {
+        self.raw(&json!({"type": "ERROR", "object": e.to_status()})).await;
+    }
+
+    /// A bookmark at the watch's own resourceVersion is sent: in a real cluster other kinds'
+    /// writes move it on, in a quiet store here they do not.
     async fn bookmark(&self, rv: u64, initial_end: bool) -> bool {
-        if matches!(self.format, Format::Table(_)) {
+        if matches!(self.format, Format::Table(_)) || rv < self.floor {
             return true;
         }
         let mut object = json!({"kind": self.ctx.rt.kind, "apiVersion": self.ctx.api_version(),
@@ -79,6 +88,9 @@ impl Emitter {
 
     /// Emits a change as this watcher sees it through its selector.
     async fn change(&mut self, change: &Change) -> bool {
+        if change.rv <= self.floor {
+            return true;
+        }
         let new = self.ctx.to_view(change.object.clone());
         let was = change.old.as_ref().map(|o| self.selector.matches(&self.ctx.to_view(o.clone())));
         let is = self.selector.matches(&new);
@@ -140,30 +152,32 @@ pub(crate) fn start(
     let rv = q.get("resourceVersion").filter(|s| !s.is_empty()).map(parse_rv).transpose()?;
     let (group, plural) = ctx.rt.storage();
     let ns = ctx.namespace.clone();
-    let (initial, backlog, live, end_rv, error) = {
-        let mut store = shared.lock_store();
-        let current = store.current_rv();
-        let with_initial = send_initial.unwrap_or(matches!(rv, None | Some(0)));
-        let (initial, backlog, error) = if with_initial {
-            (store.list(&group, &plural, ns.as_deref()), Vec::new(), None)
-        } else {
-            match store.changes_since(&group, &plural, ns.as_deref(), rv.unwrap_or(current)) {
-                Ok(changes) => (Vec::new(), changes, None),
-                Err(e) => (Vec::new(), Vec::new(), Some(e)),
-            }
-        };
-        let live = store.subscribe(&group, &plural, ns.as_deref());
-        (initial, backlog, live, (send_initial == Some(true)).then_some(current), error)
-    };
+    // A streaming list ahead of the store waits for it, as the watch cache does, then fails
+    // (504 in an ERROR event); other watches start at once and send only what is newer.
+    let ahead = rv.filter(|&rv| send_initial == Some(true) && rv > shared.lock_store().current_rv());
+    let opened = ahead
+        .is_none()
+        .then(|| open(&mut shared.lock_store(), &group, &plural, ns.as_deref(), rv, send_initial));
     let (tx, rx) = mpsc::channel(64);
-    let mut emitter = Emitter { ctx, selector, format, headers_sent: false, tx };
+    let floor = rv.unwrap_or(0);
+    let mut emitter = Emitter { ctx, selector, format, headers_sent: false, floor, tx };
     let shared = Arc::clone(shared);
     let interval = shared.bookmark_interval();
     tokio::spawn(async move {
-        if let Some(e) = error {
-            emitter.raw(&json!({"type": "ERROR", "object": e.to_status()})).await;
+        if let Some(rv) = ahead
+            && !shared.wait_for(rv).await
+        {
+            let current = shared.lock_store().current_rv();
+            emitter.error(&ApiError::too_large_resource_version(rv, current)).await;
             return;
         }
+        let opened = opened.unwrap_or_else(|| {
+            open(&mut shared.lock_store(), &group, &plural, ns.as_deref(), rv, send_initial)
+        });
+        let Opening { initial, backlog, live, end_rv } = match opened {
+            Ok(opening) => opening,
+            Err(e) => return emitter.error(&e).await,
+        };
         for object in initial {
             let view = emitter.ctx.to_view(object);
             if emitter.selector.matches(&view) && !emitter.send("ADDED", view).await {
@@ -183,6 +197,37 @@ pub(crate) fn start(
         run(emitter, live, &shared, bookmarks, interval, timeout).await;
     });
     Ok(rx)
+}
+
+/// What a watch starts with, read under one lock.
+struct Opening {
+    /// The objects of a synthetic or streamed initial list.
+    initial: Vec<Value>,
+    /// The changes after the watch's resourceVersion.
+    backlog: Vec<Arc<Change>>,
+    live: mpsc::UnboundedReceiver<Arc<Change>>,
+    /// The `initial-events-end` bookmark of a streaming list.
+    end_rv: Option<u64>,
+}
+
+fn open(
+    store: &mut Store,
+    group: &str,
+    plural: &str,
+    ns: Option<&str>,
+    rv: Option<u64>,
+    send_initial: Option<bool>,
+) -> ApiResult<Opening> {
+    let current = store.current_rv();
+    let (initial, backlog) = if send_initial.unwrap_or(matches!(rv, None | Some(0))) {
+        (store.list(group, plural, ns), Vec::new())
+    } else {
+        // "0" without initial events means from now, as "" does.
+        let from = rv.filter(|&rv| rv > 0).unwrap_or(current);
+        (Vec::new(), store.changes_since(group, plural, ns, from)?)
+    };
+    let live = store.subscribe(group, plural, ns);
+    Ok(Opening { initial, backlog, live, end_rv: (send_initial == Some(true)).then_some(current) })
 }
 
 async fn run(
