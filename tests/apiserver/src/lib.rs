@@ -68,8 +68,8 @@
 //! strategy), no `format`/`anyOf`/`oneOf`/`allOf` checks in schemas (types, required, enum,
 //! bounds, lengths, `pattern`, list uniqueness, defaults and CEL rules are applied), no checks of
 //! a CRD schema's list/map-type extensions, defaults, patterns or CEL rules when it is applied
-//! (only its structure), no `scale`
-//! subresource, namespaces are removed at once (no `Terminating` phase), and no persistence.
+//! (only its structure), no `scale` subresource, namespaces are removed at once (no
+//! `Terminating` phase), and no persistence.
 
 mod apply;
 mod builtin;
