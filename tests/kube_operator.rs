@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use support::kube::{
     Cluster, mixed, payload_secret, payload_secret_pem, route_config, signing_secret, signing_secret_pem,
 };
+use support::kube_requests::assert_requests_name_their_objects;
 use support::{Manifest, Proxy, Req, Upstream, eventually, keys, metric, metric_sum, mint_with, other_keys};
 
 /// How long a change may take to show (status, events); traffic is checked to a tighter bound.
@@ -99,94 +100,6 @@ async fn event_with(cluster: &Cluster, needle: &str) -> String {
 /// The Secrets of the setup's RouteConfig.
 const SECRETS: [&str; 2] = ["abcdesktopjwtdesktopsigning", "abcdesktopjwtdesktoppayload"];
 
-/// A query string's parameters, percent-decoded.
-fn query_params(query: &str) -> Vec<(String, String)> {
-    let decode = |text: &str| {
-        let bytes = text.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'%' if i + 3 <= bytes.len() => {
-                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap();
-                    out.push(u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad escape in {query}")));
-                    i += 3;
-                }
-                b'+' => {
-                    out.push(b' ');
-                    i += 1;
-                }
-                b => {
-                    out.push(b);
-                    i += 1;
-                }
-            }
-        }
-        String::from_utf8(out).unwrap()
-    };
-    query
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode(k), decode(v))
-        })
-        .collect()
-}
-
-/// Test API server only: every request `route` made (kubectl's, `User-Agent: kubectl/...`, are
-/// left out) for Secrets and RouteConfigs names its object, so that RBAC with `resourceNames`
-/// suffices: a GET of the object, a list or watch of the collection with
-/// `fieldSelector=metadata.name=<name>`, or (the RouteConfig) a PATCH of its status. Each object
-/// was listed and watched that way.
-fn assert_requests_name_their_objects(cluster: &Cluster) {
-    let Some(server) = cluster.test_server() else { return };
-    let ns = &cluster.namespace;
-    let kinds = [
-        (format!("/api/v1/namespaces/{ns}/secrets"), &SECRETS[..]),
-        (format!("/apis/route.abcdesktop.io/v1alpha1/namespaces/{ns}/routeconfigs"), &["route"][..]),
-    ];
-    let requests = server.requests();
-    let route: Vec<_> = requests.iter().filter(|r| !r.user_agent.starts_with("kubectl/")).collect();
-    let mut seen = Vec::new();
-    for r in &route {
-        let segments: Vec<&str> = r.path.split('/').collect();
-        if !segments.iter().any(|s| *s == "secrets" || *s == "routeconfigs") {
-            continue;
-        }
-        let line = format!("{} {}?{}", r.method, r.path, r.query);
-        let params = query_params(&r.query);
-        let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let Some((collection, names)) = kinds.iter().find(|(c, _)| r.path.starts_with(c.as_str())) else {
-            panic!("route asked for objects outside its namespace: {line}");
-        };
-        let rest = &r.path[collection.len()..];
-        match (r.method.as_str(), rest) {
-            ("GET", "") => {
-                let field =
-                    param("fieldSelector").unwrap_or_else(|| panic!("an unfiltered list or watch: {line}"));
-                let name = field.strip_prefix("metadata.name=").unwrap_or("");
-                assert!(names.contains(&name), "a list or watch not by one of {names:?}: {line}");
-                assert!(param("labelSelector").is_none(), "{line}");
-                let watch = matches!(param("watch"), Some("true" | "1"));
-                seen.push((name.to_owned(), watch));
-            }
-            ("GET", name) if names.contains(&name.trim_start_matches('/')) => {}
-            ("PATCH", "/route/status") if collection.ends_with("/routeconfigs") => {}
-            _ => panic!("a request that does not name one of {names:?}: {line}"),
-        }
-    }
-    for name in SECRETS.iter().chain(&["route"]) {
-        for watch in [false, true] {
-            let what = if watch { "watched" } else { "listed" };
-            assert!(
-                seen.iter().any(|(n, w)| n == name && *w == watch),
-                "{name} was not {what} by name; route's requests: {route:#?}"
-            );
-        }
-    }
-}
-
 #[tokio::test]
 async fn applied_with_kubectl_it_serves_and_reports() {
     let Some((cluster, proxy, up)) = setup("applied_with_kubectl_it_serves_and_reports", 600).await else {
@@ -218,7 +131,7 @@ async fn applied_with_kubectl_it_serves_and_reports() {
     event_with(&cluster, "SettingsLoaded: serving signing key").await;
     let metrics = proxy.metrics().await;
     assert_eq!(metric(&metrics, "route_settings_generation"), Some(1.0));
-    assert_requests_name_their_objects(&cluster);
+    assert_requests_name_their_objects(&cluster, &SECRETS);
     proxy.finish();
 }
 
@@ -477,7 +390,7 @@ async fn deleting_a_secret_or_the_route_config_keeps_the_proxy_serving() {
     condition_is(&cluster, "Ready", "True", "Loaded").await;
     assert!(up.hits() >= 2, "the old upstream served while the Secret and the RouteConfig were gone");
     // Relists after the deletions too asked for each object by name.
-    assert_requests_name_their_objects(&cluster);
+    assert_requests_name_their_objects(&cluster, &SECRETS);
     proxy.finish();
 }
 

@@ -13,6 +13,7 @@ pub mod desk;
 pub mod faulty;
 pub mod hostile;
 pub mod kube;
+pub mod kube_requests;
 pub mod manifest;
 pub mod proxy;
 pub mod raw;
