@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::io::Write as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -73,11 +72,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
          Without a token (401):   curl -i http://{proxy}/spawner/hello\n\
          Metrics:                 curl http://{proxy}/metrics\n\nCtrl-C stops.\n"
     );
-    // One write, and a closed stdout (`route demo | head`, a test that stops reading after the
-    // token) is no reason to stop serving: `println!` would panic on the broken pipe.
-    let mut stdout = std::io::stdout().lock();
-    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
-    drop(stdout);
+    crate::print_to_stdout(&text);
     running.serve().await;
     Ok(ExitCode::SUCCESS)
 }

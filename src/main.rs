@@ -84,6 +84,14 @@ fn init_logs(format: LogFormat, level: Option<&str>) {
     }
 }
 
+/// Writes `text` to standard output in one write, ignoring a closed stdout: nobody reading
+/// (`route demo | head`, a script that stopped after the line it wanted) is no reason to stop
+/// serving, and `println!` would panic on the broken pipe.
+fn print_to_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush());
+}
+
 fn context(source: String) -> Context {
     Context { node_name: std::env::var("NODE_NAME").unwrap_or_default(), source }
 }
@@ -222,14 +230,11 @@ impl Running {
             tracing::warn!("an HTTPS listener is configured but the settings hold no certificate (spec.tls)");
         }
         // Tests and scripts read these lines to learn the ports bound (`--listen 127.0.0.1:0`).
-        // Nobody reading them (stdout closed) is no reason not to serve.
         let mut lines = format!("listening http {}\n", http.local_addr()?);
         if let Some(https) = &https {
             lines.push_str(&format!("listening https {}\n", https.local_addr()?));
         }
-        let mut stdout = std::io::stdout().lock();
-        let _ = stdout.write_all(lines.as_bytes()).and_then(|()| stdout.flush());
-        drop(stdout);
+        print_to_stdout(&lines);
         let (tunnels_stop, tunnels_stopped) = tokio::sync::watch::channel(false);
         let proxy = Arc::new(Proxy::new(rx.clone(), metrics, tunnels_stopped));
         let server = Server::new(proxy, rx, http, https, tunnels_stop, options);

@@ -21,7 +21,7 @@ use route_proxy::auth::mint::{self, KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::auth::{Resolver, extract, resolve_uncached};
 use route_proxy::metrics::Metrics;
 use route_proxy::routes::Upstream;
-use route_proxy::settings::{AuthSettings, KeyRing, TokenSource, Trusted};
+use route_proxy::settings::{AuthSettings, KeyRing, TokenSource};
 
 /// A pod address as abcdesktop's tokens carry it.
 const TARGET: &str = "10.244.0.17";
@@ -116,13 +116,7 @@ fn cache_hit(c: &mut Criterion, settings: Settings, token: &str) {
 fn auth_for(keys: &KeySet) -> AuthSettings {
     let signing = VerifyKey::from_pem(keys.signing_public.as_bytes()).unwrap();
     let payload = DecryptKey::from_pem(keys.payload_private.as_bytes()).unwrap();
-    AuthSettings {
-        keys: KeyRing {
-            signing: vec![Trusted::current(Arc::new(signing))],
-            payload: vec![Trusted::current(Arc::new(payload))],
-        },
-        ..AuthSettings::default()
-    }
+    AuthSettings { keys: KeyRing::current(signing, payload), ..AuthSettings::default() }
 }
 
 fn verify_decrypt(c: &mut Criterion, key_sets: &[(u32, KeySet)]) {

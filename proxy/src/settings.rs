@@ -109,6 +109,16 @@ pub struct KeyRing {
     pub payload: Vec<Trusted<DecryptKey>>,
 }
 
+impl KeyRing {
+    /// One current key pair, nothing in a grace period.
+    pub fn current(signing: VerifyKey, payload: DecryptKey) -> Self {
+        Self {
+            signing: vec![Trusted::current(Arc::new(signing))],
+            payload: vec![Trusted::current(Arc::new(payload))],
+        }
+    }
+}
+
 /// A key and until when it is trusted.
 #[derive(Debug)]
 pub struct Trusted<K> {

@@ -2,13 +2,13 @@
 //! when configured, and a correctly signed token with `crit`, `zip` or `enc` is still refused.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use jsonwebtoken::Algorithm;
 use route_proxy::auth::keys::{DecryptKey, VerifyKey};
 use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::auth::{AuthError, resolve_uncached};
-use route_proxy::settings::{AuthSettings, Decryption, KeyRing, Trusted};
+use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 
 fn keys() -> &'static KeySet {
     static KEYS: OnceLock<KeySet> = OnceLock::new();
@@ -18,14 +18,10 @@ fn keys() -> &'static KeySet {
 fn auth(algorithms: &[Algorithm], decryption: Decryption) -> AuthSettings {
     let keys = keys();
     AuthSettings {
-        keys: KeyRing {
-            signing: vec![Trusted::current(Arc::new(
-                VerifyKey::from_pem(keys.signing_public.as_bytes()).unwrap(),
-            ))],
-            payload: vec![Trusted::current(Arc::new(
-                DecryptKey::from_pem(keys.payload_private.as_bytes()).unwrap(),
-            ))],
-        },
+        keys: KeyRing::current(
+            VerifyKey::from_pem(keys.signing_public.as_bytes()).unwrap(),
+            DecryptKey::from_pem(keys.payload_private.as_bytes()).unwrap(),
+        ),
         algorithms: algorithms.to_vec(),
         decryption,
         ..AuthSettings::default()

@@ -3,12 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use route_proxy::auth::keys::{DecryptKey, VerifyKey};
 use route_proxy::auth::mint::{PAYLOAD_PRIVATE, SIGNING_PUBLIC, unix_now};
 use route_proxy::auth::{AuthError, resolve_uncached};
-use route_proxy::settings::{AuthSettings, Decryption, KeyRing, Trusted};
+use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -19,13 +18,7 @@ fn auth_for(set: &str) -> AuthSettings {
     let dir = vectors_dir().join("keys").join(set);
     let signing = VerifyKey::from_pem(&std::fs::read(dir.join(SIGNING_PUBLIC)).unwrap()).unwrap();
     let payload = DecryptKey::from_pem(&std::fs::read(dir.join(PAYLOAD_PRIVATE)).unwrap()).unwrap();
-    AuthSettings {
-        keys: KeyRing {
-            signing: vec![Trusted::current(Arc::new(signing))],
-            payload: vec![Trusted::current(Arc::new(payload))],
-        },
-        ..AuthSettings::default()
-    }
+    AuthSettings { keys: KeyRing::current(signing, payload), ..AuthSettings::default() }
 }
 
 fn vectors() -> Vec<Value> {

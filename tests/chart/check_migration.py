@@ -17,20 +17,15 @@ import tempfile
 
 import yaml
 
+from checks import Checks
+
 here = os.path.dirname(os.path.abspath(__file__))
 root = os.path.dirname(os.path.dirname(here))
 guide = open(f"{root}/docs/migration.md").read()
 fixture = list(yaml.safe_load_all(open(f"{here}/abcdesktop-router.yaml")))
 router = next(d for d in fixture if d["kind"] == "Deployment")
 http_router = next(d for d in fixture if d["kind"] == "Service")
-failed = 0
-
-
-def check(what, cond):
-    global failed
-    print(f"{'ok  ' if cond else 'FAIL'} [migration] {what}")
-    if not cond:
-        failed += 1
+check = Checks("migration")
 
 
 def rendered(path):
@@ -128,5 +123,5 @@ check("HTTPS: the LoadBalancer's 80 and 443 reach route's http and https ports",
       and {p["port"]: named_port(https_c, p["targetPort"]) for p in svc["spec"]["ports"]}
       == {80: route_port, 443: named_port(https_c, "https")} and named_port(https_c, "https"))
 
-print(f"migration: {failed} failed checks")
-sys.exit(1 if failed else 0)
+print(f"migration: {check.failed} failed checks")
+sys.exit(1 if check.failed else 0)

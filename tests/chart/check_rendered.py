@@ -8,19 +8,14 @@ import sys
 
 import yaml
 
+from checks import Checks
+
 path, name = sys.argv[1], sys.argv[2]
 docs = [d for d in yaml.safe_load_all(open(path)) if d]
 by_kind = {}
 for d in docs:
     by_kind.setdefault(d["kind"], []).append(d)
-failed = 0
-
-
-def check(what, cond):
-    global failed
-    print(f"{'ok  ' if cond else 'FAIL'} [{name}] {what}")
-    if not cond:
-        failed += 1
+check = Checks(name)
 
 
 def one(kind):
@@ -199,5 +194,5 @@ if base == "production-values.yaml":
     check("the NetworkPolicy admits Prometheus on the port the ServiceMonitor scrapes",
           bool(prom) and sm["spec"]["endpoints"][0]["port"] in [p["port"] for p in ingress["ports"]])
 
-print(f"{name}: {len(docs)} objects, {failed} failed checks")
-sys.exit(1 if failed else 0)
+print(f"{name}: {len(docs)} objects, {check.failed} failed checks")
+sys.exit(1 if check.failed else 0)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use route_proxy::Settings;
 use route_proxy::auth::keys::{DecryptKey, VerifyKey};
 use route_proxy::metrics::Metrics;
-use route_proxy::settings::{KeyRing, Trusted};
+use route_proxy::settings::KeyRing;
 
 use super::{Publisher, merge_key_ring};
 use crate::test_support::{SETS, ctx, key_secrets, pem};
@@ -19,10 +19,7 @@ const GRACE: Duration = Duration::from_secs(600);
 fn ring(set: &str) -> KeyRing {
     let signing = VerifyKey::from_pem(&pem(set, "abcdesktop_jwt_desktop_signing_public_key.pem")).unwrap();
     let payload = DecryptKey::from_pem(&pem(set, "abcdesktop_jwt_desktop_payload_private_key.pem")).unwrap();
-    KeyRing {
-        signing: vec![Trusted::current(Arc::new(signing))],
-        payload: vec![Trusted::current(Arc::new(payload))],
-    }
+    KeyRing::current(signing, payload)
 }
 
 /// (fingerprint, until) of each signing and payload key, in order.

@@ -1,10 +1,8 @@
 //! The desktop keys, from the Secrets the spec names.
 
-use std::sync::Arc;
-
 use route_crds::KeysSpec;
 use route_proxy::auth::keys::{DecryptKey, VerifyKey};
-use route_proxy::settings::{KeyRing, Trusted};
+use route_proxy::settings::KeyRing;
 
 use super::{Errors, Secrets};
 
@@ -16,10 +14,7 @@ pub(super) fn key_ring(spec: &KeysSpec, secrets: &Secrets, errors: &mut Errors) 
     let payload =
         secret_value(secrets, &spec.payload.secret_name, &spec.payload.key, "spec.keys.payload", errors)
             .and_then(|(place, pem)| parse(DecryptKey::from_pem(pem), &place, errors));
-    Some(KeyRing {
-        signing: vec![Trusted::current(Arc::new(signing?))],
-        payload: vec![Trusted::current(Arc::new(payload?))],
-    })
+    Some(KeyRing::current(signing?, payload?))
 }
 
 /// The bytes of `key` in Secret `name`, with the place naming them (`Secret s: key k`).

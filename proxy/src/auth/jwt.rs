@@ -60,25 +60,26 @@ fn new_verifier(
     algorithm: &Algorithm,
     key: &DecodingKey,
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
-    let (digest, pss) = match algorithm {
-        Algorithm::RS256 => (&ring::digest::SHA256, false),
-        Algorithm::RS384 => (&ring::digest::SHA384, false),
-        Algorithm::RS512 => (&ring::digest::SHA512, false),
-        Algorithm::PS256 => (&ring::digest::SHA256, true),
-        Algorithm::PS384 => (&ring::digest::SHA384, true),
-        Algorithm::PS512 => (&ring::digest::SHA512, true),
+    let (hash, pss) = match algorithm {
+        Algorithm::RS256 => (&SHA256, false),
+        Algorithm::RS384 => (&SHA384, false),
+        Algorithm::RS512 => (&SHA512, false),
+        Algorithm::PS256 => (&SHA256, true),
+        Algorithm::PS384 => (&SHA384, true),
+        Algorithm::PS512 => (&SHA512, true),
         // HMAC, ECDSA and EdDSA never verify here: we hold RSA keys only.
         _ => return Err(ErrorKind::InvalidAlgorithm.into()),
     };
     let rsa = parsed_key(key.try_get_as_bytes()?)
         .ok_or_else(|| jsonwebtoken::errors::Error::from(ErrorKind::InvalidRsaKey("bad DER".into())))?;
-    Ok(Box::new(OpensslVerifier { algorithm: *algorithm, digest, pss, rsa }))
+    Ok(Box::new(OpensslVerifier { algorithm: *algorithm, hash, pss, rsa }))
 }
 
-/// Keys parsed from their PKCS#1 DER, per thread: jsonwebtoken asks for a verifier per token,
-/// and parsing the DER each time cost microseconds a new token. Entries are found by comparing
-/// the DER bytes themselves, so a rotated key can never be mistaken for the one it replaced.
-/// A few entries: the current signing key and those still in their grace period.
+/// Keys parsed from their PKCS#1 DER, per thread: jsonwebtoken's provider API hands a verifier
+/// factory the DER alone, once per token, and parsing it each time cost microseconds a new
+/// token. Entries are found by comparing the DER bytes themselves, so a rotated key can never
+/// be mistaken for the one it replaced. A few entries: the current signing key and those still
+/// in their grace period.
 fn parsed_key(der: &[u8]) -> Option<Rsa<Public>> {
     const KEPT: usize = 4;
     type Parsed = Vec<(Box<[u8]>, Rsa<Public>)>;
@@ -99,34 +100,44 @@ fn parsed_key(der: &[u8]) -> Option<Rsa<Public>> {
     })
 }
 
-struct OpensslVerifier {
-    algorithm: Algorithm,
-    digest: &'static ring::digest::Algorithm,
-    pss: bool,
-    rsa: Rsa<Public>,
+/// A signature's digest, as each library names it.
+struct Hash {
+    ring: &'static ring::digest::Algorithm,
+    openssl: fn() -> MessageDigest,
+    /// The DER prefix of a PKCS#1 v1.5 `DigestInfo` (RFC 8017, 9.2, note 1).
+    digest_info: &'static [u8],
 }
 
-/// The DER prefix of a PKCS#1 v1.5 `DigestInfo` for each digest (RFC 8017, 9.2, note 1).
-fn digest_info_prefix(digest: &'static ring::digest::Algorithm) -> &'static [u8] {
-    const SHA256: &[u8] = &[
+const SHA256: Hash = Hash {
+    ring: &ring::digest::SHA256,
+    openssl: MessageDigest::sha256,
+    digest_info: &[
         0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00,
         0x04, 0x20,
-    ];
-    const SHA384: &[u8] = &[
+    ],
+};
+const SHA384: Hash = Hash {
+    ring: &ring::digest::SHA384,
+    openssl: MessageDigest::sha384,
+    digest_info: &[
         0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00,
         0x04, 0x30,
-    ];
-    const SHA512: &[u8] = &[
+    ],
+};
+const SHA512: Hash = Hash {
+    ring: &ring::digest::SHA512,
+    openssl: MessageDigest::sha512,
+    digest_info: &[
         0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00,
         0x04, 0x40,
-    ];
-    if digest == &ring::digest::SHA384 {
-        SHA384
-    } else if digest == &ring::digest::SHA512 {
-        SHA512
-    } else {
-        SHA256
-    }
+    ],
+};
+
+struct OpensslVerifier {
+    algorithm: Algorithm,
+    hash: &'static Hash,
+    pss: bool,
+    rsa: Rsa<Public>,
 }
 
 impl OpensslVerifier {
@@ -141,24 +152,13 @@ impl OpensslVerifier {
         }
         let mut recovered = vec![0; size];
         let len = self.rsa.public_decrypt(signature, &mut recovered, Padding::PKCS1)?;
-        let hash = ring::digest::digest(self.digest, msg);
-        let prefix = digest_info_prefix(self.digest);
-        let recovered = &recovered[..len];
-        Ok(recovered.len() == prefix.len() + hash.as_ref().len()
-            && recovered.starts_with(prefix)
-            && &recovered[prefix.len()..] == hash.as_ref())
+        let digest = ring::digest::digest(self.hash.ring, msg);
+        Ok(recovered[..len].strip_prefix(self.hash.digest_info) == Some(digest.as_ref()))
     }
 
     fn verify_pss(&self, msg: &[u8], signature: &[u8]) -> Result<bool, openssl::error::ErrorStack> {
-        let md = if self.digest == &ring::digest::SHA384 {
-            MessageDigest::sha384()
-        } else if self.digest == &ring::digest::SHA512 {
-            MessageDigest::sha512()
-        } else {
-            MessageDigest::sha256()
-        };
         let pkey = PKey::from_rsa(self.rsa.clone())?;
-        let mut verifier = openssl::sign::Verifier::new(md, &pkey)?;
+        let mut verifier = openssl::sign::Verifier::new((self.hash.openssl)(), &pkey)?;
         verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
         verifier.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH)?;
         verifier.verify_oneshot(signature, msg)
