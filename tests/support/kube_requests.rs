@@ -1,56 +1,70 @@
-//! What `route` asked the test API server for: RBAC by `resourceNames` works only if every
-//! request for a Secret or the RouteConfig names its object.
+//! What `route` asked the API server for, read from its audit log: run as the chart's
+//! ServiceAccount, no request of route's may be denied, and every Secret and the RouteConfig
+//! was listed and watched by name (RBAC's `resourceNames` allows nothing else).
 
-use super::kube::Cluster;
+use serde_json::Value;
 
-/// Test API server only: every request `route` made (kubectl's, `User-Agent: kubectl/...`, are
-/// left out) for Secrets and RouteConfigs names its object, so that RBAC with `resourceNames`
-/// suffices: a GET of the object, a list or watch of the collection with
-/// `fieldSelector=metadata.name=<name>`, or (the RouteConfig) a PATCH of its status. Each object
-/// was listed and watched that way.
+use super::kube::{Cluster, RELEASE};
+
+/// The audit events of `route`'s requests (its ServiceAccount's, not the tests' kubectl run
+/// with its token), final stage only.
+pub fn route_requests(cluster: &Cluster) -> Option<Vec<Value>> {
+    let plane = cluster.plane()?;
+    let user = format!("system:serviceaccount:{}:{RELEASE}", cluster.namespace);
+    Some(
+        plane
+            .audit()
+            .into_iter()
+            .filter(|e| e["user"]["username"] == user.as_str())
+            .filter(|e| !e["userAgent"].as_str().unwrap_or("").starts_with("kubectl"))
+            .filter(|e| e["stage"] == "ResponseComplete" || e["stage"] == "ResponseStarted")
+            .collect(),
+    )
+}
+
+/// One line per audit event: `verb uri code decision`.
+pub fn describe(event: &Value) -> String {
+    format!(
+        "{} {} {} {}",
+        event["verb"].as_str().unwrap_or("?"),
+        event["requestURI"].as_str().unwrap_or("?"),
+        event["responseStatus"]["code"],
+        event["annotations"]["authorization.k8s.io/decision"].as_str().unwrap_or("?"),
+    )
+}
+
+/// Not on a real cluster (no audit log here): no request of route's was denied (the Role lacks
+/// nothing route uses), each was about an object it names, and each of `secrets` and the
+/// RouteConfig was listed and watched by name.
 pub fn assert_requests_name_their_objects(cluster: &Cluster, secrets: &[&str]) {
-    let Some(server) = cluster.test_server() else { return };
-    let ns = &cluster.namespace;
-    let kinds = [
-        (format!("/api/v1/namespaces/{ns}/secrets"), secrets),
-        (format!("/apis/route.abcdesktop.io/v1alpha1/namespaces/{ns}/routeconfigs"), &["route"][..]),
-    ];
-    let requests = server.requests();
-    let route: Vec<_> = requests.iter().filter(|r| !r.user_agent.starts_with("kubectl/")).collect();
+    let Some(requests) = route_requests(cluster) else { return };
+    assert!(!requests.is_empty(), "no request of route's in the audit log");
+    let denied: Vec<String> = requests
+        .iter()
+        .filter(|e| {
+            e["annotations"]["authorization.k8s.io/decision"] == "forbid" || e["responseStatus"]["code"] == 403
+        })
+        .map(describe)
+        .collect();
+    assert!(denied.is_empty(), "requests of route's denied by RBAC (the chart's Role lacks them): {denied:#?}");
     let mut seen = Vec::new();
-    for r in &route {
-        let segments: Vec<&str> = r.path.split('/').collect();
-        if !segments.iter().any(|s| *s == "secrets" || *s == "routeconfigs") {
+    for e in &requests {
+        let resource = e["objectRef"]["resource"].as_str().unwrap_or("");
+        if resource != "secrets" && resource != "routeconfigs" {
             continue;
         }
-        let line = format!("{} {}?{}", r.method, r.path, r.query);
-        let params: Vec<(String, String)> = form_urlencoded::parse(r.query.as_bytes()).into_owned().collect();
-        let param = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-        let Some((collection, names)) = kinds.iter().find(|(c, _)| r.path.starts_with(c.as_str())) else {
-            panic!("route asked for objects outside its namespace: {line}");
-        };
-        let rest = &r.path[collection.len()..];
-        match (r.method.as_str(), rest) {
-            ("GET", "") => {
-                let field =
-                    param("fieldSelector").unwrap_or_else(|| panic!("an unfiltered list or watch: {line}"));
-                let name = field.strip_prefix("metadata.name=").unwrap_or("");
-                assert!(names.contains(&name), "a list or watch not by one of {names:?}: {line}");
-                assert!(param("labelSelector").is_none(), "{line}");
-                let watch = matches!(param("watch"), Some("true" | "1"));
-                seen.push((name.to_owned(), watch));
-            }
-            ("GET", name) if names.contains(&name.trim_start_matches('/')) => {}
-            ("PATCH", "/route/status") if collection.ends_with("/routeconfigs") => {}
-            _ => panic!("a request that does not name one of {names:?}: {line}"),
-        }
+        let name = e["objectRef"]["name"].as_str().unwrap_or("");
+        let allowed: &[&str] = if resource == "secrets" { secrets } else { &["route"] };
+        assert!(allowed.contains(&name), "a request not for one of {allowed:?}: {}", describe(e));
+        assert_eq!(e["objectRef"]["namespace"], cluster.namespace.as_str(), "{}", describe(e));
+        seen.push((name.to_owned(), e["verb"].as_str().unwrap_or("").to_owned()));
     }
     for name in secrets.iter().chain(&["route"]) {
-        for watch in [false, true] {
-            let what = if watch { "watched" } else { "listed" };
+        for verb in ["list", "watch"] {
             assert!(
-                seen.iter().any(|(n, w)| n == name && *w == watch),
-                "{name} was not {what} by name; route's requests: {route:#?}"
+                seen.iter().any(|(n, v)| n == name && v == verb),
+                "{name}: no {verb} by name; route's requests: {:#?}",
+                requests.iter().map(describe).collect::<Vec<_>>()
             );
         }
     }

@@ -9,7 +9,9 @@
 
 pub mod access_log;
 pub mod client;
+pub mod control_plane;
 pub mod desk;
+pub mod fault_proxy;
 pub mod faulty;
 pub mod hostile;
 pub mod kube;

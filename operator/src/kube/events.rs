@@ -2,6 +2,13 @@
 //! RouteConfig: settings loaded, rejected, keys rotated, the RouteConfig deleted. Sent from a
 //! task of their own, so a slow or absent API server never holds up the control loop; an
 //! event that cannot be sent is logged and dropped.
+//!
+//! kube-runtime's `Recorder` groups events by type, action, reason and object for six minutes,
+//! not by note: a second, different rejection would only bump the first Event's count and keep
+//! its message. So each reason keeps its last note and its own `Recorder`; a new note gets a
+//! new `Recorder`, hence a new Event, and only the same note again joins the series.
+
+use std::collections::HashMap;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -45,9 +52,11 @@ impl Events {
     /// Starts the sending task. `instance` names this replica (its pod name).
     pub(crate) fn start(client: Client, instance: Option<String>) -> Self {
         let (tx, mut rx) = mpsc::channel::<(ObjectReference, Notice)>(64);
-        let recorder = Recorder::new(client, Reporter { controller: CONTROLLER.into(), instance });
+        let reporter = Reporter { controller: CONTROLLER.into(), instance };
+        let mut recorders = Recorders::default();
         let task = async move {
             while let Some((reference, notice)) = rx.recv().await {
+                let recorder = recorders.for_notice(&notice, || Recorder::new(client.clone(), reporter.clone()));
                 let event = Event {
                     type_: if notice.warning { EventType::Warning } else { EventType::Normal },
                     reason: notice.reason.into(),
@@ -72,6 +81,30 @@ impl Events {
     }
 }
 
+/// One `Recorder` per (type, reason), kept while the note stays the same.
+struct Recorders<R> {
+    by_reason: HashMap<(bool, &'static str), (String, R)>,
+}
+
+impl<R> Default for Recorders<R> {
+    fn default() -> Self {
+        Self { by_reason: HashMap::new() }
+    }
+}
+
+impl<R> Recorders<R> {
+    /// The recorder for `notice`: the one of its reason if its last note was this one (the
+    /// Event's series goes on), else a new one from `new` (a new Event).
+    fn for_notice(&mut self, notice: &Notice, new: impl FnOnce() -> R) -> &R {
+        let key = (notice.warning, notice.reason);
+        let fresh = self.by_reason.get(&key).is_none_or(|(note, _)| *note != notice.note);
+        if fresh {
+            self.by_reason.insert(key, (notice.note.clone(), new()));
+        }
+        &self.by_reason[&key].1
+    }
+}
+
 /// At most `max` bytes of `text`, cut on a character boundary, `…` marking a cut.
 pub(crate) fn truncate(text: &str, max: usize) -> String {
     if text.len() <= max {
@@ -87,6 +120,25 @@ pub(crate) fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_note_gets_a_new_recorder_the_same_note_the_same() {
+        let mut recorders = Recorders::default();
+        let mut made = 0;
+        let mut get = |notice: &Notice| {
+            *recorders.for_notice(notice, || {
+                made += 1;
+                made
+            })
+        };
+        let first = Notice::warning("SettingsRejected", "Secret a: bad".into());
+        let second = Notice::warning("SettingsRejected", "Secret b: missing".into());
+        assert_eq!(get(&first), 1);
+        assert_eq!(get(&first), 1, "the same note joins the first Event's series");
+        assert_eq!(get(&second), 2, "a different note is a new Event");
+        assert_eq!(get(&first), 3, "and back: a new Event again, not the stale first one");
+        assert_eq!(get(&Notice::normal("SettingsLoaded", "Secret a: bad".into())), 4, "per reason and type");
+    }
 
     #[test]
     fn notes_are_cut_to_the_api_limit() {
