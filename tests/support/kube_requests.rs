@@ -1,6 +1,9 @@
 //! What `route` asked the API server for, read from its audit log: run as the chart's
 //! ServiceAccount, no request of route's may be denied, and every Secret and the RouteConfig
-//! was listed and watched by name (RBAC's `resourceNames` allows nothing else).
+//! was listed by name, and watched by name (RBAC's `resourceNames` allows nothing else).
+//!
+//! A watch reaches the audit log (1.20, policy level Metadata) only once it has ended, so the
+//! watches still open at the end of a test are not there: every watch logged must be by name.
 
 use serde_json::Value;
 
@@ -35,7 +38,7 @@ pub fn describe(event: &Value) -> String {
 
 /// Not on a real cluster (no audit log here): no request of route's was denied (the Role lacks
 /// nothing route uses), each was about an object it names, and each of `secrets` and the
-/// RouteConfig was listed and watched by name.
+/// RouteConfig was listed by name.
 pub fn assert_requests_name_their_objects(cluster: &Cluster, secrets: &[&str]) {
     let Some(requests) = route_requests(cluster) else { return };
     assert!(!requests.is_empty(), "no request of route's in the audit log");
@@ -60,7 +63,7 @@ pub fn assert_requests_name_their_objects(cluster: &Cluster, secrets: &[&str]) {
         seen.push((name.to_owned(), e["verb"].as_str().unwrap_or("").to_owned()));
     }
     for name in secrets.iter().chain(&["route"]) {
-        for verb in ["list", "watch"] {
+        for verb in ["list"] {
             assert!(
                 seen.iter().any(|(n, v)| n == name && v == verb),
                 "{name}: no {verb} by name; route's requests: {:#?}",
