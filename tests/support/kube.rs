@@ -19,7 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, Once, OnceLock};
+use std::sync::{Once, OnceLock};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -145,8 +145,10 @@ impl Cluster {
 
     /// The CRD, once per API server, and established.
     async fn apply_crd(&self) {
-        static APPLIED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-        if APPLIED.lock().unwrap().contains(&self.kubeconfig) {
+        // Held across the apply: two tests creating the CRD at once would conflict.
+        static APPLIED: tokio::sync::Mutex<Vec<PathBuf>> = tokio::sync::Mutex::const_new(Vec::new());
+        let mut applied = APPLIED.lock().await;
+        if applied.contains(&self.kubeconfig) {
             return;
         }
         let crd = super::proxy::run(&["crd"], &[]).await;
@@ -164,7 +166,7 @@ impl Cluster {
             )
             .await;
         assert!(out.ok, "the CRD is not established: {}", out.stderr);
-        APPLIED.lock().unwrap().push(self.kubeconfig.clone());
+        applied.push(self.kubeconfig.clone());
     }
 
     /// The ServiceAccount, Role and RoleBinding exactly as the chart renders them for this
