@@ -29,7 +29,9 @@ const WATCHERS: usize = 3;
 async fn setup(test: &str) -> Option<(Cluster, FaultProxy, Proxy, Upstream)> {
     let cluster = Cluster::start(test).await?;
     let Some(plane) = cluster.plane() else {
-        support::kube::say(&format!("{test}: skipped on a real cluster: the fault proxy fronts the test control plane"));
+        support::kube::say(&format!(
+            "{test}: skipped on a real cluster: the fault proxy fronts the test control plane"
+        ));
         return None;
     };
     let faults = FaultProxy::start(plane).await;

@@ -85,7 +85,9 @@ async fn every_rendering_applies_to_the_server() {
         if !out.ok && minor < 30 && out.stderr.contains(r#"unknown field "sleep""#) {
             // The `sleep` preStop action (preStopSleepSeconds) is Kubernetes 1.30+, as the values
             // say: refused by name here, and the rest of the rendering applies without it.
-            support::kube::say(&format!("kube_chart: {name}: preStop sleep refused by 1.{minor}; applied without it"));
+            support::kube::say(&format!(
+                "kube_chart: {name}: preStop sleep refused by 1.{minor}; applied without it"
+            ));
             args.extend(["--set", "preStopSleepSeconds=0"]);
             (out, apply) = apply_rendering(&cluster, &served, &args, &mut skipped).await;
         }
@@ -178,7 +180,8 @@ async fn helm_install_runs_where_the_server_is_new_enough_and_refuses_clearly_el
                 .output()
                 .await
                 .unwrap();
-            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            let text =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
             (out.status.success(), text)
         }
     };
@@ -193,7 +196,10 @@ async fn helm_install_runs_where_the_server_is_new_enough_and_refuses_clearly_el
         // CEL refuses, naming the field.
         let (ok, text) = run(install.clone()).await;
         assert!(!ok, "helm install succeeded on 1.{minor}: {text}");
-        assert!(text.contains("x-kubernetes-validations"), "helm's refusal does not name the CEL field: {text}");
+        assert!(
+            text.contains("x-kubernetes-validations"),
+            "helm's refusal does not name the CEL field: {text}"
+        );
         // With the CRD applied beforehand (kubectl, as these tests do), the chart's kubeVersion
         // gate refuses, naming the version, before anything is sent.
         let mut skip_crds = install;

@@ -29,7 +29,8 @@ async fn the_cidr_pattern_refuses_no_cidr_translate_accepts() {
     use route_operator::{Context, Secrets, translate};
     use serde_json::json;
 
-    let Some(cluster) = support::kube::Cluster::start("the_cidr_pattern_refuses_no_cidr_translate_accepts").await
+    let Some(cluster) =
+        support::kube::Cluster::start("the_cidr_pattern_refuses_no_cidr_translate_accepts").await
     else {
         return;
     };

@@ -106,7 +106,9 @@ fn without_indexes(text: &str) -> String {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
         match after.find(']') {
-            Some(close) if close > 0 && after[..close].bytes().all(|b| b.is_ascii_digit()) => rest = &after[close + 1..],
+            Some(close) if close > 0 && after[..close].bytes().all(|b| b.is_ascii_digit()) => {
+                rest = &after[close + 1..]
+            }
             _ => {
                 out.push('[');
                 rest = after;
@@ -119,7 +121,9 @@ fn without_indexes(text: &str) -> String {
 
 /// The message of the newest `SettingsRejected` Warning, from `kubectl get events` (core/v1).
 async fn newest_warning(cluster: &Cluster) -> Option<String> {
-    let out = cluster.ns(&["get", "events", "--field-selector", "type=Warning,reason=SettingsRejected", "-o", "json"]).await;
+    let out = cluster
+        .ns(&["get", "events", "--field-selector", "type=Warning,reason=SettingsRejected", "-o", "json"])
+        .await;
     let list: Value = serde_json::from_str(&out).ok()?;
     let mut items = list["items"].as_array()?.clone();
     items.sort_by_key(|e| {
@@ -192,7 +196,12 @@ async fn route_runs_as_the_charts_service_account_and_reads_only_what_it_names()
         &["patch", "routeconfig", "route", "--type=merge", "-p", r#"{"spec":{"logLevel":"x"}}"#],
     ] {
         let out = cluster.kubectl_as_route(args).await;
-        assert!(!out.ok && out.stderr.contains("forbidden"), "{args:?} was allowed: {} {}", out.stdout, out.stderr);
+        assert!(
+            !out.ok && out.stderr.contains("forbidden"),
+            "{args:?} was allowed: {} {}",
+            out.stdout,
+            out.stderr
+        );
     }
     let whoami = cluster.kubectl_as_route(&["auth", "can-i", "list", "secrets"]).await;
     assert_eq!(whoami.stdout.trim(), "no", "{whoami:?}");
@@ -430,7 +439,9 @@ async fn the_schema_refuses_what_translate_refuses() {
     let minor = cluster.server_minor().await;
     let enforced = minor >= 25;
     if !enforced {
-        support::kube::say(&format!("the_schema_refuses_what_translate_refuses: CEL rules not enforced on 1.{minor}; crds/src/cel_tests.rs checks them"));
+        support::kube::say(&format!(
+            "the_schema_refuses_what_translate_refuses: CEL rules not enforced on 1.{minor}; crds/src/cel_tests.rs checks them"
+        ));
     }
     let cases = bad.into_iter().chain(cel.into_iter().filter(|_| enforced));
     // 1.20 names a list where later versions name its item (`spec.jwt.algorithms` for
@@ -485,8 +496,7 @@ async fn deleting_a_secret_or_the_route_config_keeps_the_proxy_serving() {
 
 #[tokio::test]
 async fn it_starts_unready_and_loads_what_is_applied_later() {
-    let Some(cluster) = Cluster::start("it_starts_unready_and_loads_what_is_applied_later").await
-    else {
+    let Some(cluster) = Cluster::start("it_starts_unready_and_loads_what_is_applied_later").await else {
         return;
     };
     let up = Upstream::start("spawner").await;

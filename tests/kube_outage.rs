@@ -134,7 +134,10 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     let listed_after = lists_of(&cluster, SECRETS[0]);
     assert!(listed_after > listed_before, "no list of the Secret after the restart ({listed_before} before)");
     let logs = proxy.logs_redacted();
-    let gone: Vec<&str> = logs.lines().filter(|l| l.contains("watch failed") && l.contains("too old resource version")).collect();
+    let gone: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("watch failed") && l.contains("too old resource version"))
+        .collect();
     assert!(!gone.is_empty(), "no watch resumed into 410 Gone (Expired): {logs}");
     eprintln!("resumed watches answered 410 Gone: {}", gone[0]);
     assert_requests_name_their_objects(&cluster, &SECRETS);

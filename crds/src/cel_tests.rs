@@ -1,7 +1,7 @@
 //! The CRD's CEL rules, evaluated as the API server would (kube-cel), on what translate()
-//! accepts and refuses. The test API server runs the same rules on every write (with kube-cel,
-//! `tests/apiserver/src/cel.rs`), and `tests/kube_operator.rs` applies a few refused specs with
-//! kubectl; these tests go through every rule, without a server.
+//! accepts and refuses. The kube tests' server (1.20) does not enforce CEL rules;
+//! `tests/kube_operator.rs` applies a few refused specs with kubectl on a 1.25+ cluster
+//! (`ROUTE_TEST_KUBECONFIG`); these tests go through every rule, without a server.
 
 use serde_json::{Value, json};
 

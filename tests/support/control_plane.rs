@@ -52,7 +52,8 @@ fn ensure_built() {
             bin_dir().display(),
             script.display()
         ));
-        let status = Command::new("bash").arg(&script).stdin(Stdio::null()).status().expect("run tests/k8s/build");
+        let status =
+            Command::new("bash").arg(&script).stdin(Stdio::null()).status().expect("run tests/k8s/build");
         assert!(status.success(), "tests/k8s/build failed ({status}): no control plane for the kube tests");
     });
 }
@@ -253,7 +254,10 @@ impl ControlPlane {
             .arg(format!("--cert-dir={}", d("certs")))
             .arg(format!("--tls-cert-file={}", d("server.crt")))
             .arg(format!("--tls-private-key-file={}", d("server.key")))
-            .args(["--service-cluster-ip-range=10.0.0.0/24", "--service-account-issuer=https://kubernetes.default.svc"])
+            .args([
+                "--service-cluster-ip-range=10.0.0.0/24",
+                "--service-account-issuer=https://kubernetes.default.svc",
+            ])
             .arg(format!("--service-account-key-file={}", d("sa.pub")))
             .arg(format!("--service-account-signing-key-file={}", d("sa.key")))
             .arg(format!("--token-auth-file={}", d("tokens.csv")))
@@ -272,7 +276,9 @@ impl ControlPlane {
             if out.is_some_and(|o| o.trim() == "ok") {
                 return;
             }
-            if let Some(status) = self.apiserver.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) =
+                self.apiserver.lock().unwrap().as_mut().and_then(|c| c.try_wait().ok().flatten())
+            {
                 panic!("kube-apiserver exited with {status}: {}", self.log("apiserver.log"));
             }
             assert!(
@@ -294,10 +300,16 @@ impl ControlPlane {
     /// Compacts etcd's history up to its current revision: a watch resumed from an older
     /// resourceVersion is then answered 410 Gone. Returns the revision.
     pub fn compact_etcd(&self) -> u64 {
-        let range = http_request(self.etcd_port, "POST", "/v3/kv/range", Some(&json!({"key": STANDARD.encode("\0")})))
-            .expect("etcd range");
+        let range = http_request(
+            self.etcd_port,
+            "POST",
+            "/v3/kv/range",
+            Some(&json!({"key": STANDARD.encode("\0")})),
+        )
+        .expect("etcd range");
         let body: Value = serde_json::from_str(&range).unwrap_or_else(|e| panic!("etcd range: {e}: {range}"));
-        let revision: u64 = body["header"]["revision"].as_str().and_then(|r| r.parse().ok()).expect("revision");
+        let revision: u64 =
+            body["header"]["revision"].as_str().and_then(|r| r.parse().ok()).expect("revision");
         let out = http_request(
             self.etcd_port,
             "POST",
@@ -362,7 +374,12 @@ impl ControlPlane {
         });
         self.kubectl_blocking(&["apply", "-f", "-"], Some(&crd.to_string())).expect("apply the check CRD");
         self.kubectl_blocking(
-            &["wait", "--for=condition=Established", "--timeout=30s", "crd/emptychecks.tests.route.abcdesktop.io"],
+            &[
+                "wait",
+                "--for=condition=Established",
+                "--timeout=30s",
+                "crd/emptychecks.tests.route.abcdesktop.io",
+            ],
             None,
         )
         .expect("the check CRD is established");

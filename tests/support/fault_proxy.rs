@@ -64,13 +64,14 @@ impl FaultProxy {
             use rustls::pki_types::{CertificateDer, PrivateKeyDer};
             let certs = vec![CertificateDer::from_pem_slice(cert.as_bytes()).expect("cert")];
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("key");
-            let mut config =
-                rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("versions")
-                    .with_no_client_auth()
-                    .with_single_cert(certs, key)
-                    .expect("server config");
+            let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             Arc::new(config)
         };
@@ -79,12 +80,13 @@ impl FaultProxy {
             use rustls::pki_types::pem::PemObject as _;
             let mut roots = rustls::RootCertStore::empty();
             roots.add(CertificateDer::from_pem_slice(plane.ca_pem.as_bytes()).expect("ca")).expect("root");
-            let mut config =
-                rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                    .with_safe_default_protocol_versions()
-                    .expect("versions")
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
+            let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
             config.alpn_protocols = vec![b"http/1.1".to_vec()];
             Arc::new(config)
         };
@@ -103,7 +105,8 @@ impl FaultProxy {
             let connector = tokio_rustls::TlsConnector::from(upstream);
             let mut connections = JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
-                let (acceptor, connector, shared) = (acceptor.clone(), connector.clone(), Arc::clone(&accept_shared));
+                let (acceptor, connector, shared) =
+                    (acceptor.clone(), connector.clone(), Arc::clone(&accept_shared));
                 let mut cut = shared.cut.subscribe();
                 connections.spawn(async move {
                     let Ok(tls) = acceptor.accept(tcp).await else { return };
@@ -154,7 +157,9 @@ async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let method = req.method().to_string();
     let uri = req.uri().path_and_query().map(ToString::to_string).unwrap_or_default();
-    let record = |status: u16| shared.seen.lock().unwrap().push(Seen { method: method.clone(), uri: uri.clone(), status });
+    let record = |status: u16| {
+        shared.seen.lock().unwrap().push(Seen { method: method.clone(), uri: uri.clone(), status })
+    };
     let mut mode = shared.mode.subscribe();
     let current = *mode.borrow_and_update();
     match current {
@@ -200,7 +205,8 @@ fn status(code: u16) -> Response<Body> {
         "kind": "Status", "apiVersion": "v1", "status": "Failure",
         "message": "injected by the test fault proxy", "code": code,
     });
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
+    let mut resp =
+        Response::new(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed());
     *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     resp

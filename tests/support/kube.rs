@@ -88,7 +88,9 @@ impl Cluster {
         }
         let api = match real {
             Some(_) => Api::Real,
-            None => Api::Shared(tokio::task::spawn_blocking(ControlPlane::shared).await.expect("control plane")),
+            None => {
+                Api::Shared(tokio::task::spawn_blocking(ControlPlane::shared).await.expect("control plane"))
+            }
         };
         Some(Self::prepare(test, api).await)
     }
@@ -97,7 +99,9 @@ impl Cluster {
     /// kube-apiserver flags; `None` (skipped, saying so) on a real cluster.
     pub async fn start_own(test: &str, extra: &[&str]) -> Option<Self> {
         if real_cluster().is_some() {
-            say(&format!("{test}: skipped on a real cluster ({REAL_CLUSTER}): it stops or compacts the API server"));
+            say(&format!(
+                "{test}: skipped on a real cluster ({REAL_CLUSTER}): it stops or compacts the API server"
+            ));
             return None;
         }
         if !kubectl_present(test).await {
@@ -125,7 +129,8 @@ impl Cluster {
             Api::Own(plane) => (plane.admin_kubeconfig.clone(), format!("t{n}-{}", slug(test))),
         };
         let route_kubeconfig = dir.path().join("route.kubeconfig");
-        let mut cluster = Self { api, kubeconfig, route_kubeconfig, route_token: String::new(), namespace, _dir: dir };
+        let mut cluster =
+            Self { api, kubeconfig, route_kubeconfig, route_token: String::new(), namespace, _dir: dir };
         cluster.apply_crd().await;
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": cluster.namespace}});
         cluster.apply(&ns.to_string()).await;
@@ -161,7 +166,12 @@ impl Cluster {
         assert!(out.ok, "kubectl apply of the CRD: {}", out.stderr);
         let out = self
             .kubectl(
-                &["wait", "--for=condition=Established", "--timeout=20s", "crd/routeconfigs.route.abcdesktop.io"],
+                &[
+                    "wait",
+                    "--for=condition=Established",
+                    "--timeout=20s",
+                    "crd/routeconfigs.route.abcdesktop.io",
+                ],
                 None,
             )
             .await;
@@ -196,8 +206,13 @@ impl Cluster {
                 assert!(view.ok, "kubectl config view: {}", view.stderr);
                 let view: Value = serde_json::from_str(&view.stdout).expect("json");
                 let cluster = &view["clusters"][0]["cluster"];
-                let ca = match (cluster["certificate-authority-data"].as_str(), cluster["certificate-authority"].as_str()) {
-                    (Some(data), _) => String::from_utf8(STANDARD.decode(data).expect("base64")).expect("utf8"),
+                let ca = match (
+                    cluster["certificate-authority-data"].as_str(),
+                    cluster["certificate-authority"].as_str(),
+                ) {
+                    (Some(data), _) => {
+                        String::from_utf8(STANDARD.decode(data).expect("base64")).expect("utf8")
+                    }
                     (None, Some(file)) => std::fs::read_to_string(file).expect("CA file"),
                     (None, None) => panic!("the real cluster's kubeconfig names no CA"),
                 };

@@ -56,7 +56,8 @@ impl Events {
         let mut recorders = Recorders::default();
         let task = async move {
             while let Some((reference, notice)) = rx.recv().await {
-                let recorder = recorders.for_notice(&notice, || Recorder::new(client.clone(), reporter.clone()));
+                let recorder =
+                    recorders.for_notice(&notice, || Recorder::new(client.clone(), reporter.clone()));
                 let event = Event {
                     type_: if notice.warning { EventType::Warning } else { EventType::Normal },
                     reason: notice.reason.into(),
