@@ -66,13 +66,19 @@ class Route:
         deadline = time.monotonic() + 30
         while len(self.addr) < want:
             if time.monotonic() > deadline or not sel.select(deadline - time.monotonic()):
-                raise RuntimeError(f"route printed no listening lines within 30 s; see {self.log_path}")
+                self.stop()
+                raise RuntimeError(f"route printed no listening lines within 30 s:\n{self.log_tail()}")
             line = self.proc.stdout.readline().decode()
             if not line:
-                raise RuntimeError(f"route exited ({self.proc.wait()}); see {self.log_path}")
+                self.stop()
+                raise RuntimeError(f"route exited ({self.proc.returncode}):\n{self.log_tail()}")
             words = line.split()
             if words[:1] == ["listening"]:
                 self.addr[words[1]] = words[2]
+
+    def log_tail(self):
+        with open(self.log_path, errors="replace") as f:
+            return "".join(f.readlines()[-20:])
 
     def write(self, spec, tls=None):
         """Replaces the manifest at once (a rename), as a configuration tool would."""
