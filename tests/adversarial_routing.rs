@@ -371,7 +371,7 @@ async fn tokens_with_whitespace_and_control_characters() {
 /// verdict, through the header, the raw query of `/terminals/<id>` and the container path.
 #[tokio::test]
 async fn mangled_vectors_are_all_refused() {
-    let vectors_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+    let vectors_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
     let text = std::fs::read_to_string(format!("{vectors_dir}/tokens.json")).expect("tokens.json");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
     let set = "rsa1024-pkcs1";

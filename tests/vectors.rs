@@ -1,4 +1,4 @@
-//! Every vector of shared/vectors/tokens.json (minted with pyos' own libraries) through the real
+//! Every vector of tests/vectors/tokens.json (minted with pyos' own libraries) through the real
 //! binary, with its key set loaded from the abcdesktop Secrets: a valid token is not refused
 //! (200 from the upstream for 127.0.0.1, 502 for the pod FQDN that does not resolve), an
 //! invalid one is 401. Each token goes in three ways: in `ABCAuthorization` on `/spawner`, in
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use support::ws::Handshake;
 use support::{Manifest, Proxy, Req, Upstream};
 
-const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors");
+const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
 
 struct Vector {
     name: String,

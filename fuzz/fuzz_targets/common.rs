@@ -1,5 +1,5 @@
 //! What every target shares: the settings of a default RouteConfig with the `rsa1024-pkcs1`
-//! vector keys (read once from `../shared/vectors`), and a token those keys accept.
+//! vector keys (read once from `tests/vectors`), and a token those keys accept.
 
 #![allow(dead_code)]
 
@@ -14,7 +14,7 @@ use route_proxy::Settings;
 const SET: &str = "rsa1024-pkcs1";
 
 fn vectors() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
 }
 
 /// The two abcdesktop Secrets with the vector key set's four PEM files.

@@ -14,9 +14,9 @@ use route_proxy::routes::Route;
 
 use crate::translate::{Context, Secrets};
 
-/// `shared/vectors/keys/<set>`: `/work/shared` sits beside the repository, in CI too.
+/// `tests/vectors/keys/<set>` of the repository.
 pub fn key_dir(set: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/vectors/keys")).join(set)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/vectors/keys")).join(set)
 }
 
 pub const SETS: [&str; 3] = ["rsa1024-pkcs1", "rsa2048-pkcs8", "rsa4096-pkcs8"];

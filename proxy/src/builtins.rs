@@ -53,7 +53,8 @@ async fn acme(settings: &Settings, name: &str) -> Response<ResponseBody> {
     }
 }
 
-/// A plain-text response.
+/// A plain-text response. `no-store`: each answer is the proxy's state now (health, readiness,
+/// node, metrics, an error); a cache in front must not answer it later.
 pub fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::full(body));
     *response.status_mut() = status;
@@ -61,5 +62,6 @@ pub fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<Respo
         .headers_mut()
         .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     response.headers_mut().insert(header::X_FRAME_OPTIONS, header::HeaderValue::from_static("SAMEORIGIN"));
+    response.headers_mut().insert(header::CACHE_CONTROL, header::HeaderValue::from_static("no-store"));
     response
 }

@@ -1,4 +1,4 @@
-//! Every token of `shared/vectors/tokens.json` (minted with pyos' own libraries) gets the
+//! Every token of `tests/vectors/tokens.json` (minted with pyos' own libraries) gets the
 //! verdict it states, with every key set, through the real verifier.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -11,7 +11,7 @@ use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
 }
 
 fn auth_for(set: &str) -> AuthSettings {

@@ -61,6 +61,23 @@ check("ROUTE_CONFIG_NAME set", bool(env.get("ROUTE_CONFIG_NAME", {}).get("value"
 config_name = env["ROUTE_CONFIG_NAME"]["value"]
 check("checksum annotation", "checksum/config" in dep["spec"]["template"]["metadata"].get("annotations", {}))
 check("no service links (PYOS_* of a Service named pyos)", pod.get("enableServiceLinks") is False)
+# The API token: not automounted; the route container mounts a projected bound token itself.
+token_volumes = {v["name"] for v in pod.get("volumes", [])
+                 if any("serviceAccountToken" in s for s in v.get("projected", {}).get("sources", []))}
+token_mounts = [m for m in c.get("volumeMounts", []) if m["name"] in token_volumes]
+check("API token not automounted (pod and ServiceAccount)", pod.get("automountServiceAccountToken") is False
+      and all(sa.get("automountServiceAccountToken") is False for sa in by_kind.get("ServiceAccount", [])))
+check("the route container mounts a projected API token read-only where kube-rs reads it",
+      len(token_mounts) == 1 and token_mounts[0].get("readOnly") is True
+      and token_mounts[0]["mountPath"] == "/var/run/secrets/kubernetes.io/serviceaccount")
+digest = c["image"].partition("@")[2]
+check("image by digest with IfNotPresent, by tag with Always",
+      c.get("imagePullPolicy") == ("IfNotPresent" if digest.startswith("sha256:") else "Always"))
+skips = {k: v for k, v in dep["metadata"].get("annotations", {}).items() if k.startswith("checkov.io/skip")}
+check("each checkov skip names a check and says why",
+      all(len(v.partition("=")[2]) > 20 and v.startswith("CKV") for v in skips.values()))
+check("no digest skip when the image has a digest",
+      not (digest and any(v.startswith("CKV_K8S_43=") for v in skips.values())))
 
 rc = one("RouteConfig")
 drain = 30
@@ -129,6 +146,9 @@ def admits_listeners_from_anywhere(netpol):
 
 if base == "default":
     check("Service is ClusterIP", svc["spec"]["type"] == "ClusterIP")
+    np = one("NetworkPolicy")
+    check("a NetworkPolicy admits the listeners from anywhere and leaves egress open",
+          np is not None and admits_listeners_from_anywhere(np) and np["spec"]["policyTypes"] == ["Ingress"])
     check("no node ports", not any("nodePort" in p for p in svc["spec"]["ports"]))
     check("no externalTrafficPolicy", "externalTrafficPolicy" not in svc["spec"])
 if base in ("abcdesktop-nodeport-values.yaml", "abcdesktop-https-values.yaml"):

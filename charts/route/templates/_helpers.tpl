@@ -43,6 +43,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- default (include "route.fullname" .) .Values.routeConfig.name }}
 {{- end }}
 
+{{/* imagePullPolicy: as set, else IfNotPresent for a digest and Always for a tag. */}}
+{{- define "route.pullPolicy" -}}
+{{- if .Values.image.pullPolicy }}{{ .Values.image.pullPolicy }}
+{{- else if .Values.image.digest }}IfNotPresent
+{{- else }}Always
+{{- end }}
+{{- end }}
+
 {{- define "route.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
