@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -183,5 +184,8 @@ def route_binary() -> Path:
 
 
 def workdir(name: str) -> Path:
+    """A fresh folder for one run's keys, manifest and logs; earlier runs' are removed."""
     OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob(f"{name}-*"):
+        shutil.rmtree(old, ignore_errors=True)
     return Path(tempfile.mkdtemp(prefix=f"{name}-", dir=OUT))
