@@ -107,12 +107,13 @@ async def wait_state(page: Page, timeout: float) -> str:
 
 
 async def canvas_pixels(page: Page) -> list[tuple[int, int, int]] | None:
-    return await page.evaluate("""(points) => {
+    return await page.evaluate("""([points, size]) => {
         const canvas = document.querySelector('#noVNC_container canvas');
-        if (!canvas || canvas.width === 0) return null;
+        // The framebuffer's own size, or no desktop.
+        if (!canvas || canvas.width !== size[0] || canvas.height !== size[1]) return null;
         const ctx = canvas.getContext('2d');
         return points.map(([x, y]) => Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3)));
-    }""", [list(p) for p in SAMPLES])
+    }""", [[list(p) for p in SAMPLES], [WIDTH, HEIGHT]])
 
 
 def matches(pixels: list | None, rgb: tuple[int, int, int]) -> bool:
