@@ -61,6 +61,8 @@ class Procs:
                 proc.wait()
 
     def __enter__(self) -> "Procs":
+        # run-ws's timeout sends SIGTERM: unwind, so that the children are killed on the way out.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(124))
         return self
 
     def __exit__(self, *exc) -> None:
