@@ -36,7 +36,7 @@ async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arriv
     cluster.apply(&route_config(&Value::Object(spec))).await;
     let proxy = cluster.route(keys()).await;
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
     let server = cluster.test_server().unwrap();
@@ -59,7 +59,7 @@ async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arriv
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz while the API server fails");
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK, "/readyz while the API server fails");
     let requests = server.requests();
     let window = cleared.elapsed();
     server.clear_faults();

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use route_proxy::auth::mint::{KeySet, PrivateFormat};
+use route_mint::{KeySet, PrivateFormat};
 use serde_json::Value;
 use support::kube::{Cluster, mixed, payload_secret, route_config, signing_secret};
 use support::{Manifest, Proxy, Req, Upstream, eventually, keys, mint_with, other_keys};
@@ -28,7 +28,7 @@ async fn setup(test: &str, grace: u64) -> Option<(Cluster, Proxy, Upstream)> {
     cluster.apply(&route_config(&Value::Object(spec))).await;
     let proxy = cluster.route(keys()).await;
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
     Some((cluster, proxy, up))
@@ -87,7 +87,7 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     server.stop().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(proxy.get("/healthz").await.status, StatusCode::OK, "/healthz during the outage");
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz during the outage");
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK, "/readyz during the outage");
     server.clear_requests();
     server.restart().await.unwrap();
 

@@ -2,8 +2,8 @@
 
 use http::HeaderName;
 use route_crds::PortsSpec;
-use route_proxy::routes::Rewrite;
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::Rewrite;
+use route_proxy::route_table::TokenSource;
 
 use super::routes::{Draft, Target};
 

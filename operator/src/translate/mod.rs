@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use route_crds::{LimitsSpec, RouteConfigSpec};
 use route_proxy::Settings;
-use route_proxy::settings::{AuthSettings, Limits};
+use route_proxy::settings::{AuthSettings, ClientLimits, Limits};
 
 /// Secret name -> (data key -> bytes): the Secrets a spec may name (keys, TLS).
 pub type Secrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
@@ -133,6 +133,8 @@ fn limits(spec: &LimitsSpec, errors: &mut Errors) -> Limits {
             "spec.limits.headerReadTimeoutSeconds",
             errors,
         ),
+        // The process's own (flags): the publisher puts them into every snapshot.
+        client: ClientLimits::default(),
     }
 }
 
