@@ -4,7 +4,7 @@
 //! It never talks to Kubernetes: settings arrive as immutable [`Settings`] snapshots on a
 //! `tokio::sync::watch` channel, built by the control plane (`route-operator`).
 //!
-//! Modules depend one way: `settings` and `route_table` hold data; `guard`, `builtins`,
+//! Modules depend one way: `settings`, `keys` and `route_table` hold data; `guard`, `builtins`,
 //! `auth` and `forward` each do one phase of a request; `outcome` answers every request that
 //! does not end with an upstream's response; `handler` runs the phases; `server` and `admin`
 //! are the listeners.
@@ -18,6 +18,7 @@ mod error;
 pub mod forward;
 pub mod guard;
 mod handler;
+pub mod keys;
 pub mod metrics;
 pub mod outcome;
 pub mod route_table;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-use crate::auth::keys::{DecryptKey, VerifyKey};
+use crate::keys::{DecryptKey, VerifyKey};
 use crate::route_table::{RouteTable, TokenSource};
 
 /// One published configuration of the proxy.

@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use jsonwebtoken::Algorithm;
 use route_mint::{KeySet, Minter, PrivateFormat, unix_now};
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
 use route_proxy::auth::{AuthError, resolve_uncached};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 
 fn keys() -> &'static KeySet {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use route_proxy::Settings;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::metrics::Metrics;
 use route_proxy::settings::KeyRing;
 

@@ -6,7 +6,7 @@ use openssl::rsa::Padding;
 
 use super::AuthError;
 use super::desktop_host::DesktopHost;
-use super::keys::DecryptKey;
+use crate::keys::DecryptKey;
 use crate::settings::{AuthSettings, Decryption};
 
 /// Standard base64 (`+/`), padded or not: pyos pads, some clients strip it.

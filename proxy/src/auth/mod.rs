@@ -6,7 +6,6 @@ pub mod decrypt;
 pub mod desktop_host;
 pub mod extract;
 pub mod jwt;
-pub mod keys;
 pub mod workers;
 
 use std::sync::{Arc, RwLock};
