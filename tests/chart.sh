@@ -132,16 +132,17 @@ PY
   mapfile -t args <"$work/args"
   : >"$work/route.out"
   env $(cat "$work/env") POD_NAMESPACE="$NS" POD_NAME="$RELEASE-0" NODE_NAME=node-1 \
-    "$BIN/route" "${args[@]}" --listen 127.0.0.1:0 >"$work/route.out" 2>"$work/route.err" &
+    "$BIN/route" "${args[@]}" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 >"$work/route.out" 2>"$work/route.err" &
   pids+=($!)
-  addr=""
+  addr="" admin=""
   for _ in $(seq 150); do
     addr=$(sed -n 's/^listening http //p' "$work/route.out" | head -1)
-    [ -n "$addr" ] && break; sleep 0.1
+    admin=$(sed -n 's/^listening admin //p' "$work/route.out" | head -1)
+    [ -n "$addr" ] && [ -n "$admin" ] && break; sleep 0.1
   done
   ready=""
   for _ in $(seq 150); do
-    [ -n "$addr" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/readyz")" = 200 ] && { ready=1; break; }
+    [ -n "$admin" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "http://$admin/readyz")" = 200 ] && { ready=1; break; }
     sleep 0.1
   done
   if [ -n "$ready" ]; then pass "route serve --kube is ready ($addr)"; else fail "route serve --kube is ready"; tail -20 "$work/route.err"; fi
@@ -150,6 +151,9 @@ PY
   if [ "$body" = "desktop ok" ]; then pass "a desktop request through the release"; else fail "a desktop request through the release: got '$body'"; tail -20 "$work/route.err"; fi
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://$addr/container/x.y.z/$desk_port/index.html")
   if [ "$code" = 401 ]; then pass "a bad token is refused (401)"; else fail "a bad token is refused: got $code"; fi
+  if curl -s --max-time 10 "http://$addr/metrics" | grep -q '^route_requests_total'; then
+    fail "/metrics is not served on the public listener"
+  else pass "/metrics is not served on the public listener"; fi
   node=$(curl -s --max-time 10 "http://$addr/node")
   if [ "$node" = node-1 ]; then pass "/node answers NODE_NAME"; else fail "/node answers NODE_NAME: got '$node'"; fi
   status=""
