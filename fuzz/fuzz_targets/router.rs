@@ -71,5 +71,5 @@ fuzz_target!(|data: &[u8]| {
         assert!(found.is_some(), "a token in the headers was not found");
     }
     let request = http::Request::from_parts(parts, ());
-    let _ = guard::check(&request, &settings.routes, guard::GuardLimits::default());
+    let _ = guard::check(&request, &settings.routes, settings.limits.client.max_uri_bytes);
 });

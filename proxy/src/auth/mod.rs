@@ -49,7 +49,7 @@ impl std::fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 impl AuthError {
-    /// The `reason` label of `route_auth_failures_total`.
+    /// The `reason` label of `route_request_failures_total` for a refused token.
     pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "missing",
