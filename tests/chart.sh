@@ -105,7 +105,7 @@ yaml.safe_dump_all(served, open(f"{work}/served.yaml", "w"))
 dep = next(d for d in docs if d["kind"] == "Deployment")
 c = dep["spec"]["template"]["spec"]["containers"][0]
 with open(f"{work}/args", "w") as f:
-    f.write("\n".join(a for a in c["args"] if not a.startswith("--listen")) + "\n")
+    f.write("\n".join(a for a in c["args"] if not a.startswith(("--listen", "--admin-listen"))) + "\n")
 with open(f"{work}/env", "w") as f:
     for e in c["env"]:
         if "value" in e:
