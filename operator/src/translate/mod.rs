@@ -7,7 +7,7 @@
 mod auth;
 mod builtin;
 mod keys;
-mod routes;
+mod route_table;
 mod services;
 mod tls;
 
@@ -71,7 +71,7 @@ pub fn translate(
     let cache = auth::cache(&spec.cache, &mut errors);
     let keys = keys::key_ring(&spec.keys, secrets, &mut errors);
     let services = services::resolve(&spec.services, &mut errors);
-    let routes = routes::table(spec, &services, &mut errors);
+    let routes = route_table::table(spec, &services, &mut errors);
     let limits = limits(&spec.limits, &mut errors);
     let tls = tls::certified_key(spec.tls.as_ref(), secrets, &mut errors);
     let acme_dir = acme_dir(&spec.acme_challenge_dir, &mut errors);
