@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use route_proxy::settings::Decryption;
+use route_mint::Padding;
 
 #[derive(Debug, clap::Parser)]
 #[command(name = "route", version, about = "JWT-authenticated desktop router for abcdesktop")]
@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// HTTPS listen address (certificate from the RouteConfig's `tls`).
     #[arg(long, env = "ROUTE_TLS_LISTEN")]
     pub tls_listen: Option<SocketAddr>,
+    /// Admin listen address: /metrics, /readyz, /healthz, kept off the public listeners.
+    #[arg(long, env = "ROUTE_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
     #[command(flatten)]
     pub server: ServerFlags,
 }
@@ -85,6 +88,9 @@ pub struct DemoArgs {
     /// HTTP listen address.
     #[arg(long, env = "ROUTE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Admin listen address (/metrics, /readyz).
+    #[arg(long, env = "ROUTE_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
 }
 
 #[derive(Debug, clap::Args)]
@@ -119,7 +125,7 @@ pub enum Oaep {
     Sha256,
 }
 
-impl From<Oaep> for Decryption {
+impl From<Oaep> for Padding {
     fn from(oaep: Oaep) -> Self {
         match oaep {
             Oaep::None => Self::Pkcs1v15,
@@ -129,7 +135,8 @@ impl From<Oaep> for Decryption {
     }
 }
 
-/// Process-level limits of the listeners (`route_proxy::server::ServerOptions`).
+/// What a client may hold and send (`route_proxy::settings::ClientLimits`): part of every
+/// settings snapshot the process publishes.
 #[derive(Debug, clap::Args)]
 pub struct ServerFlags {
     /// Client connections open at once, WebSocket tunnels included; more are answered 503.
@@ -153,7 +160,7 @@ pub struct ServerFlags {
     pub body_idle_timeout: u64,
 }
 
-impl From<&ServerFlags> for route_proxy::server::ServerOptions {
+impl From<&ServerFlags> for route_proxy::settings::ClientLimits {
     fn from(flags: &ServerFlags) -> Self {
         Self {
             max_connections: flags.max_connections.max(1),

@@ -12,10 +12,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use route_proxy::auth::mint::{self, KeySet, Minter, PrivateFormat, unix_now};
+use route_mint::{self as mint, KeySet, Minter, PrivateFormat, unix_now};
 
 use crate::cli::DemoArgs;
-use crate::{EXIT_CONFIG, Running, context, report};
+use crate::{EXIT_CONFIG, Listeners, Running, context, report};
 
 /// The default RouteConfig of the demo; `DESKTOP` becomes the demo desktop's port.
 const DEMO_SPEC: &str = r#"
@@ -60,17 +60,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_CONFIG));
         }
     };
-    let running = Running::start(settings, args.listen, None, Default::default()).await?;
+    let listeners =
+        Listeners { http: args.listen, https: None, admin: args.admin_listen, client: Default::default() };
+    let running = Running::start(settings, listeners).await?;
     let now = unix_now();
     let token = Minter::from_key_set(&keys)?.mint("127.0.0.1", now, now + 3600)?;
     let proxy = args.listen;
+    let admin = running.admin;
     let text = format!(
         "\nroute demo: the proxy listens on http://{proxy}, a demo desktop on {desktop_addr}.\n\
          A desktop token for 127.0.0.1, valid one hour:\n\n  TOKEN={token}\n\n\
          Through the whole token path (verify, decrypt, cache, forward) to the demo desktop:\n\n  \
          curl -i -H \"ABCAuthorization: Bearer $TOKEN\" http://{proxy}/spawner/hello\n\n\
          Without a token (401):   curl -i http://{proxy}/spawner/hello\n\
-         Metrics:                 curl http://{proxy}/metrics\n\nCtrl-C stops.\n"
+         Metrics:                 curl http://{admin}/metrics\n\nCtrl-C stops.\n"
     );
     crate::print_to_stdout(&text);
     running.serve().await;

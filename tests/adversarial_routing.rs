@@ -375,9 +375,8 @@ async fn mangled_vectors_are_all_refused() {
     let text = std::fs::read_to_string(format!("{vectors_dir}/tokens.json")).expect("tokens.json");
     let doc: serde_json::Value = serde_json::from_str(&text).expect("json");
     let set = "rsa1024-pkcs1";
-    let keys =
-        route_proxy::auth::mint::KeySet::read_dir(std::path::Path::new(&format!("{vectors_dir}/keys/{set}")))
-            .expect("keys");
+    let keys = route_mint::KeySet::read_dir(std::path::Path::new(&format!("{vectors_dir}/keys/{set}")))
+        .expect("keys");
     let desk = Desk::start().await;
     let proxy = Proxy::start(&desk.manifest(&keys)).await;
     let pod = desk.pod.port();

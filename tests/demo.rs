@@ -16,7 +16,7 @@ fn start_demo() -> (Child, u16, tempfile::NamedTempFile) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let logs = tempfile::NamedTempFile::new().unwrap();
     let child = Command::new(BIN)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}"), "--admin-listen", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(logs.reopen().unwrap())

@@ -284,13 +284,37 @@ async fn client_headers_pass_through_and_hop_by_hop_ones_do_not() {
 #[tokio::test]
 async fn row_healthz_and_readyz() {
     let (desk, proxy) = desk_and_proxy().await;
+    let resp = proxy.get("/healthz").await;
+    assert_eq!(resp.status, StatusCode::OK, "/healthz");
+    assert_response_headers(&resp, "/healthz");
+    assert_eq!(resp.text().trim(), "OK");
+    assert_eq!(desk.hits_except(&[]), 0, "a builtin reached an upstream");
     for path in ["/healthz", "/readyz"] {
-        let resp = proxy.get(path).await;
-        assert_eq!(resp.status, StatusCode::OK, "{path}");
+        let resp = proxy.admin_get(path).await;
+        assert_eq!(resp.status, StatusCode::OK, "admin {path}");
         assert_response_headers(&resp, path);
     }
-    assert_eq!(proxy.get("/healthz").await.text().trim(), "OK");
-    assert_eq!(desk.hits_except(&[]), 0, "a builtin reached an upstream");
+    proxy.finish();
+}
+
+/// `/metrics` and `/readyz` are the admin listener's: on the public one they are ordinary
+/// paths, routed as the table says (here the website's `/`), and never show the proxy's
+/// internals; the admin listener answers nothing else.
+#[tokio::test]
+async fn metrics_and_readyz_are_only_on_the_admin_listener() {
+    let (desk, proxy) = desk_and_proxy().await;
+    for path in ["/metrics", "/readyz"] {
+        let resp = proxy.get(path).await;
+        assert!(!resp.text().contains("route_requests_total"), "public {path}: {}", resp.text());
+    }
+    assert_eq!(desk.up("website").hits(), 2, "the public /metrics and /readyz went to the website");
+    let metrics = proxy.metrics().await;
+    assert!(metrics.contains("route_requests_total"), "{metrics}");
+    assert_eq!(proxy.admin_get("/readyz").await.text().trim(), "ready");
+    for path in ["/spawner", "/node", "/"] {
+        assert_eq!(proxy.admin_get(path).await.status, StatusCode::NOT_FOUND, "admin {path}");
+    }
+    assert_eq!(desk.hits_except(&["website"]), 0, "an admin request reached an upstream");
     proxy.finish();
 }
 
@@ -360,7 +384,13 @@ async fn metrics_count_requests_cache_and_failures() {
     assert_eq!(count(&["route=\"spawner\"", "class=\"4xx\""]), 1.0, "spawner 4xx");
     assert_eq!(metric_sum(&metrics, "route_token_cache_misses_total", &[]), 1.0, "cache misses");
     assert_eq!(metric_sum(&metrics, "route_token_cache_hits_total", &[]), 3.0, "cache hits");
-    assert_eq!(metric_sum(&metrics, "route_auth_failures_total", &[]), 1.0, "auth failures");
+    let failures = |labels: &[&str]| metric_sum(&metrics, "route_request_failures_total", labels);
+    assert_eq!(failures(&[]), 1.0, "failures:\n{metrics}");
+    assert_eq!(
+        failures(&["route=\"spawner\"", "reason=\"missing\"", "side=\"client\""]),
+        1.0,
+        "the missing token, by route, reason and side:\n{metrics}"
+    );
     assert!(metric_sum(&metrics, "route_settings_generation", &[]) >= 1.0, "settings generation");
     assert!(!metrics.contains(&token), "a token in the metrics");
     assert_eq!(desk.hits_except(&["spawner", "filer"]), 0);
@@ -464,7 +494,7 @@ async fn upstream_statuses_and_head_requests_pass_through() {
 
 #[tokio::test]
 async fn auth_failures_are_counted_by_reason() {
-    use route_proxy::auth::mint::Minter;
+    use route_mint::Minter;
     let desk = Desk::start().await;
     let m = desk.manifest(keys()).set_in("targets", "containerPorts", json!([desk.pod.port()])).set_in(
         "targets",
@@ -503,9 +533,9 @@ async fn auth_failures_are_counted_by_reason() {
     for reason in cases.iter().map(|(r, _)| *r).chain(["port_policy"]) {
         let label = format!("reason=\"{reason}\"");
         assert_eq!(
-            metric_sum(&metrics, "route_auth_failures_total", &[&label]),
+            metric_sum(&metrics, "route_request_failures_total", &[&label]),
             1.0,
-            "route_auth_failures_total{{{label}}}:\n{metrics}"
+            "route_request_failures_total{{{label}}}:\n{metrics}"
         );
     }
     assert_eq!(desk.hits_except(&[]), 0);

@@ -44,7 +44,7 @@ async fn setup(test: &str) -> Option<(Cluster, FaultProxy, Proxy, Upstream)> {
     cluster.apply(&route_config(&Value::Object(spec))).await;
     let proxy = cluster.route_builder_with(keys(), &kubeconfig).start().await;
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
     Some((cluster, faults, proxy, up))
@@ -90,7 +90,7 @@ async fn an_api_server_answering_500s_fails_no_request_and_the_next_change_arriv
     faults.clear_seen();
     let cleared = Instant::now();
     let (sent, failed) = traffic_for(&proxy, &token, "during-500s", Duration::from_secs(3)).await;
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz while the API server fails");
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK, "/readyz while the API server fails");
     let requests = faults.seen();
     let window = cleared.elapsed();
     faults.set(Mode::Pass);
@@ -129,7 +129,7 @@ async fn an_api_server_that_hangs_fails_no_request_and_the_next_change_arrives()
     faults.cut();
     faults.clear_seen();
     let (sent, failed) = traffic_for(&proxy, &token, "during-hang", Duration::from_secs(3)).await;
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz while the API server hangs");
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK, "/readyz while the API server hangs");
     let held = faults.seen().iter().filter(|r| r.status == 0).count();
     faults.set(Mode::Pass);
     assert!(held > 0, "no API request met the hang");

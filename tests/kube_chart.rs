@@ -119,14 +119,14 @@ async fn the_default_release_serves_as_the_deployment_runs_it() {
     cluster.apply(&payload_secret(keys())).await;
     let rc = docs.iter().find(|d| d["kind"] == "RouteConfig").expect("a RouteConfig");
     cluster.apply(&rc.to_string()).await;
-    // route as the Deployment runs it: its args (but the listen address) and env (the
+    // route as the Deployment runs it: its args (but the listen addresses) and env (the
     // downward API filled in), with the ServiceAccount's token.
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(deployment["spec"]["template"]["spec"]["serviceAccountName"], RELEASE);
     let mut builder = Proxy::builder().keys(keys());
     for arg in container["args"].as_array().unwrap().iter().filter_map(Value::as_str) {
-        if arg != "serve" && !arg.starts_with("--listen") {
+        if arg != "serve" && !arg.starts_with("--listen") && !arg.starts_with("--admin-listen") {
             builder = builder.arg(arg);
         }
     }
@@ -143,7 +143,7 @@ async fn the_default_release_serves_as_the_deployment_runs_it() {
         .start()
         .await;
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
     let desk = Upstream::start("desktop").await;
@@ -154,6 +154,9 @@ async fn the_default_release_serves_as_the_deployment_runs_it() {
     let bad = proxy.send(Req::get(&format!("/container/x.y.z/{}/index.html", desk.port()))).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
     assert_eq!(proxy.get("/node").await.text(), "node-1");
+    let public_metrics = proxy.get("/metrics").await.text();
+    assert!(!public_metrics.contains("route_requests_total"), "/metrics is answered on the public listener");
+    assert!(proxy.metrics().await.contains("route_requests_total"), "/metrics on the admin listener");
     eventually(SHOW, "the RouteConfig is Ready", || async {
         let rc = cluster.route_config().await;
         let ready = rc["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();

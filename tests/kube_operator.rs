@@ -48,7 +48,7 @@ async fn setup(test: &str, grace: u64) -> Option<(Cluster, Proxy, Upstream)> {
 
 async fn ready(proxy: &Proxy) {
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
 }
@@ -324,7 +324,7 @@ async fn refused_secrets_leave_the_last_good_settings_serving() {
         // Traffic goes on with the last good settings; the proxy stays ready.
         assert_eq!(spawner(&proxy, &token).await, StatusCode::OK, "case {n}");
         assert_eq!(spawner(&proxy, &proxy.mint("127.0.0.1")).await, StatusCode::OK, "case {n}");
-        assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK);
+        assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK);
         assert_eq!(fingerprints(&cluster, "payloadKeyFingerprints").await, serving);
         // Put the good Secrets back before the next case.
         cluster.apply(&payload_secret(keys())).await;
@@ -377,7 +377,7 @@ async fn a_spec_translate_refuses_is_reported_and_the_last_good_settings_keep_se
     for _ in 0..5 {
         assert_eq!(proxy.send(Req::get("/spawner").abc(&token)).await.seen().upstream, "spawner");
     }
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK);
     assert_ne!(proxy.send(Req::get("/myapp").abc(&token)).await.status, StatusCode::OK);
     assert_eq!(two.hits(), 0);
     let metrics = proxy.metrics().await;
@@ -479,7 +479,7 @@ async fn deleting_a_secret_or_the_route_config_keeps_the_proxy_serving() {
     cluster.ns(&["delete", "routeconfig", "route"]).await;
     event_with(&cluster, "RouteConfigDeleted: RouteConfig").await;
     assert_eq!(spawner(&proxy, &token).await, StatusCode::OK);
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK);
     // Recreated with another port: followed again.
     let two = Upstream::start("two").await;
     cluster.apply(&route_config(&spec(&two, 600))).await;
@@ -507,7 +507,7 @@ async fn it_starts_unready_and_loads_what_is_applied_later() {
     let proxy = cluster.route(keys()).await;
     let ready = condition_is(&cluster, "Ready", "False", "SettingsRejected").await;
     assert!(ready["message"].as_str().unwrap().contains("nothing is served yet"), "{ready}");
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(proxy.get("/healthz").await.status, StatusCode::OK);
     // Fixed with kubectl: loaded without a restart.
     cluster.apply(&payload_secret(keys())).await;

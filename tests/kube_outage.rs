@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::StatusCode;
-use route_proxy::auth::mint::{KeySet, PrivateFormat};
+use route_mint::{KeySet, PrivateFormat};
 use serde_json::Value;
 use support::fault_proxy::{FaultProxy, Mode};
 use support::kube::{Cluster, mixed, payload_secret, route_config, signing_secret};
@@ -36,7 +36,7 @@ async fn configure(cluster: &Cluster, grace: u64) -> Upstream {
 
 async fn ready(proxy: &Proxy) {
     eventually(SHOW, "/readyz answers 200", || async {
-        (proxy.get("/readyz").await.status == StatusCode::OK).then_some(())
+        (proxy.admin_get("/readyz").await.status == StatusCode::OK).then_some(())
     })
     .await;
 }
@@ -107,7 +107,7 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     tokio::task::block_in_place(|| plane.stop_apiserver());
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(proxy.get("/healthz").await.status, StatusCode::OK, "/healthz during the outage");
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "/readyz during the outage");
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK, "/readyz during the outage");
     // A change made while the server is down would be lost to a watch resumed past it; compacting
     // the history makes every resumed watch 410 Gone.
     tokio::task::block_in_place(|| plane.compact_etcd());

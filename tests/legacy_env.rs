@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use http::StatusCode;
-use route_proxy::auth::mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
+use route_mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
 use support::{Proxy, Req, Upstream, eventually, keys, mint_with, other_keys};
 
 struct Legacy {
@@ -61,7 +61,7 @@ async fn legacy_env_serves_with_keys_from_files_and_host_overrides() {
     let legacy = Legacy::start().await;
     let proxy = legacy.builder().start().await;
 
-    assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK);
+    assert_eq!(proxy.admin_get("/readyz").await.status, StatusCode::OK);
     assert_eq!(proxy.get("/node").await.text().trim(), "node-legacy");
 
     let seen = proxy.get("/API/auth/auth?x=1").await.seen();
@@ -155,7 +155,7 @@ async fn a_missing_key_file_exits_non_zero_naming_the_variable_and_the_path() {
 #[tokio::test]
 async fn pkcs1_private_keys_load_too() {
     let legacy = Legacy::start().await;
-    let pkcs1 = KeySet::generate(1024, route_proxy::auth::mint::PrivateFormat::Pkcs1).expect("keys");
+    let pkcs1 = KeySet::generate(1024, route_mint::PrivateFormat::Pkcs1).expect("keys");
     assert!(pkcs1.payload_private.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
     pkcs1.write_dir(legacy.keys_dir.path()).expect("write keys");
     let proxy = legacy.builder().start().await;

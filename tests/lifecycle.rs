@@ -14,9 +14,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt as _, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use route_proxy::auth::mint::{
-    KeySet, PAYLOAD_PRIVATE, PAYLOAD_PUBLIC, SIGNING_PRIVATE, SIGNING_PUBLIC, unix_now,
-};
+use route_mint::{KeySet, PAYLOAD_PRIVATE, PAYLOAD_PUBLIC, SIGNING_PRIVATE, SIGNING_PUBLIC, unix_now};
 use serde_json::json;
 use support::proxy::run;
 use support::{Behavior, Manifest, Proxy, Req, STEP, Upstream, eventually, keys, within};
@@ -328,6 +326,7 @@ fn route_listen_sets_the_address_and_the_flag_wins() {
             .args(["serve", "--manifests", file.to_str().unwrap(), "--log-level", "warn"])
             .args(extra)
             .env("ROUTE_LISTEN", env_addr)
+            .env("ROUTE_ADMIN_LISTEN", "127.0.0.1:0")
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -206,12 +206,17 @@ async fn unreachable_targets_are_502() {
     proxy.finish();
 }
 
-/// Warning lines for failed upstream requests of `kind` (connect, timeout, upstream, ...).
-fn failures_logged(proxy: &Proxy, kind: &str) -> usize {
+/// Warning lines for failed upstream requests of `reason` (connect, upstream_timeout, ...).
+fn failures_logged(proxy: &Proxy, reason: &str) -> usize {
     let lines = proxy.log_lines();
     lines
         .iter()
-        .filter(|l| l["message"] == "upstream request failed" && l["kind"] == kind && l["level"] == "WARN")
+        .filter(|l| {
+            l["message"] == "request failed"
+                && l["reason"] == reason
+                && l["side"] == "upstream"
+                && l["level"] == "WARN"
+        })
         .count()
 }
 
@@ -241,7 +246,7 @@ async fn a_silent_upstream_is_504_after_read_timeout() {
     assert!(elapsed < Duration::from_secs(5), "504 long after the 1 s read timeout: {elapsed:?}");
     assert!(resp.header("server").is_none());
     support::eventually(Duration::from_secs(3), "the timeout logged", || async {
-        (failures_logged(&proxy, "timeout") == 1).then_some(())
+        (failures_logged(&proxy, "upstream_timeout") == 1).then_some(())
     })
     .await;
 

@@ -96,7 +96,11 @@ async fn an_invalid_edit_is_rejected_and_the_old_settings_keep_serving() {
             Ok("one"),
             "edit {n}: the old settings stopped"
         );
-        assert_eq!(proxy.get("/readyz").await.status, StatusCode::OK, "not ready after a rejected edit");
+        assert_eq!(
+            proxy.admin_get("/readyz").await.status,
+            StatusCode::OK,
+            "not ready after a rejected edit"
+        );
     }
     assert_eq!(two.hits(), 0, "the rejected port was used");
     // Each rejection is logged with where and what: the YAML error, then the refused algorithm.

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::{SinkExt as _, StreamExt as _};
 use http::{Method, StatusCode};
-use route_proxy::auth::mint::{KeySet, PrivateFormat};
+use route_mint::{KeySet, PrivateFormat};
 use serde_json::json;
 use support::client::{self, Req};
 use support::faulty::{Fault, Faulty};

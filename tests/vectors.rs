@@ -11,7 +11,7 @@ mod support;
 use std::path::PathBuf;
 
 use http::StatusCode;
-use route_proxy::auth::mint::KeySet;
+use route_mint::KeySet;
 use serde_json::{Value, json};
 use support::ws::Handshake;
 use support::{Manifest, Proxy, Req, Upstream};

@@ -15,13 +15,14 @@ use std::sync::Arc;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http::request::Parts;
 use openssl::rsa::Padding;
+use route_mint::{self as mint, KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::Settings;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
-use route_proxy::auth::mint::{self, KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::auth::{Resolver, extract, resolve_uncached};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::metrics::Metrics;
-use route_proxy::routes::Upstream;
-use route_proxy::settings::{AuthSettings, KeyRing, TokenSource};
+use route_proxy::route_table::Backend;
+use route_proxy::route_table::TokenSource;
+use route_proxy::settings::{AuthSettings, KeyRing};
 
 /// A pod address as abcdesktop's tokens carry it.
 const TARGET: &str = "10.244.0.17";
@@ -48,9 +49,9 @@ fn settings(keys: &KeySet) -> Settings {
 
 /// The token sources of the route serving `path`, from the real table.
 fn sources<'a>(settings: &'a Settings, path: &str) -> &'a [TokenSource] {
-    match &settings.routes.lookup(path).expect("a route").1.upstream {
-        Upstream::Desktop { sources, .. } | Upstream::Container { sources } => sources,
-        Upstream::Service { .. } => panic!("{path} takes no token"),
+    match &settings.routes.lookup(path).expect("a route").1.backend {
+        Backend::Desktop { sources, .. } | Backend::Container { sources } => sources,
+        Backend::Service { .. } => panic!("{path} takes no token"),
     }
 }
 

@@ -12,7 +12,7 @@ use libfuzzer_sys::fuzz_target;
 use route_proxy::access::redact;
 use route_proxy::auth::extract;
 use route_proxy::guard;
-use route_proxy::routes::{Rewrite, Upstream, parse_container, rewrite_path};
+use route_proxy::route_table::{Rewrite, Backend, parse_container, rewrite_path};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&at, rest)) = data.split_first() else { return };
@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(path.starts_with(prefix) || prefix == "/");
     let upstream_path = rewrite_path(route.rewrite, prefix, path, query);
     assert!(upstream_path.starts_with('/'), "upstream path {upstream_path}");
-    if let Upstream::Container { .. } = &route.upstream
+    if let Backend::Container { .. } = &route.backend
         && let Some(container) = parse_container(&path[prefix.len()..])
     {
         assert!(container.port > 0);
@@ -65,11 +65,11 @@ fuzz_target!(|data: &[u8]| {
         .body(());
     let Ok(request) = request else { return };
     let (parts, ()) = request.into_parts();
-    if let Upstream::Desktop { sources, .. } | Upstream::Container { sources } = &route.upstream {
+    if let Backend::Desktop { sources, .. } | Backend::Container { sources } = &route.backend {
         let found = extract::extract(&parts, sources, &settings.auth.fallback_sources);
         // `Authorization: Bearer` is every route's fallback.
         assert!(found.is_some(), "a token in the headers was not found");
     }
     let request = http::Request::from_parts(parts, ());
-    let _ = guard::check(&request, &settings.routes, guard::GuardLimits::default());
+    let _ = guard::check(&request, &settings.routes, settings.limits.client.max_uri_bytes);
 });

@@ -9,7 +9,7 @@ mod common;
 
 use libfuzzer_sys::fuzz_target;
 use route_proxy::auth::{extract, resolve_uncached};
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::TokenSource;
 
 fuzz_target!(|data: &[u8]| {
     let settings = common::settings();

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use route_proxy::Settings;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::metrics::{Metrics, ReloadResult};
-use route_proxy::settings::{KeyRing, Trusted};
+use route_proxy::settings::{ClientLimits, KeyRing, Trusted};
 use tokio::sync::watch;
 
 use crate::translate::ConfigError;
@@ -17,11 +17,19 @@ use crate::translate::ConfigError;
 pub struct Publisher {
     tx: watch::Sender<Arc<Settings>>,
     metrics: Arc<Metrics>,
+    /// The process's client limits (`route serve` flags), put into every snapshot.
+    client_limits: ClientLimits,
 }
 
 impl Publisher {
     pub fn new(tx: watch::Sender<Arc<Settings>>, metrics: Arc<Metrics>) -> Self {
-        Self { tx, metrics }
+        Self { tx, metrics, client_limits: ClientLimits::default() }
+    }
+
+    /// Publishes every snapshot with `limits` as its client limits.
+    pub fn with_client_limits(mut self, limits: ClientLimits) -> Self {
+        self.client_limits = limits;
+        self
     }
 
     /// Publishes `next` as generation `previous + 1` and returns that generation.
@@ -32,10 +40,11 @@ impl Publisher {
     /// unchanged content: a watch starting after `load`, a resync); the current generation is
     /// returned.
     pub fn publish(&self, next: Settings) -> u64 {
-        self.publish_at(next, route_proxy::auth::mint::unix_now())
+        self.publish_at(next, route_proxy::clock::unix_now())
     }
 
     fn publish_at(&self, mut next: Settings, now_unix: u64) -> u64 {
+        next.limits.client = self.client_limits.clone();
         let mut published: Option<Arc<Settings>> = None;
         let mut unchanged = 0;
         // The channel's lock is held from reading the previous snapshot to storing the next,

@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use route_proxy::Settings;
-use route_proxy::routes::Upstream;
+use route_proxy::route_table::Backend;
 
 /// What a snapshot routes and trusts, one fact a line. Holds no key material.
 pub fn summary(settings: &Settings) -> String {
@@ -28,10 +28,10 @@ pub fn summary(settings: &Settings) -> String {
     );
     let _ = writeln!(out, "routes: {}", settings.routes.len());
     for (prefix, route) in settings.routes.iter() {
-        let upstream = match &route.upstream {
-            Upstream::Desktop { port, .. } => format!("desktop:{port}"),
-            Upstream::Container { .. } => "desktop:<port from path>".to_owned(),
-            Upstream::Service { host, port } => format!("{host}:{port}"),
+        let upstream = match &route.backend {
+            Backend::Desktop { port, .. } => format!("desktop:{port}"),
+            Backend::Container { .. } => "desktop:<port from path>".to_owned(),
+            Backend::Service { host, port } => format!("{host}:{port}"),
         };
         let _ = writeln!(out, "  {prefix} -> {} ({upstream})", route.name);
     }

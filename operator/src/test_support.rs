@@ -10,7 +10,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::{X509, X509NameBuilder};
 use route_crds::{PAYLOAD_KEY, PAYLOAD_SECRET, SIGNING_KEY, SIGNING_SECRET};
 use route_proxy::Settings;
-use route_proxy::routes::Route;
+use route_proxy::route_table::Route;
 
 use crate::translate::{Context, Secrets};
 

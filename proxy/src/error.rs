@@ -3,7 +3,7 @@
 use std::io;
 
 /// Errors of the data plane that are not per-request outcomes (those are
-/// [`crate::auth::AuthError`] and [`crate::forward::ProxyError`]).
+/// [`crate::outcome::Outcome`]).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A key could not be loaded; the message never holds key material.
@@ -11,8 +11,6 @@ pub enum Error {
     Key(String),
     #[error("TLS material: {0}")]
     Tls(String),
-    #[error("cannot mint a token: {0}")]
-    Mint(String),
     #[error("cannot bind {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,

@@ -2,7 +2,7 @@
 //!
 //! hyper already refuses what cannot be parsed safely (two different `Content-Length`s, a
 //! `Transfer-Encoding` whose last coding is not `chunked`, obsolete line folding, control
-//! characters, heads over the size and count limits of [`crate::server::ServerOptions`]). What
+//! characters, heads over the size and count limits of [`crate::settings::ClientLimits`]). What
 //! parses but must not be routed is refused here, before a route, a token or an upstream is
 //! looked at:
 //!
@@ -24,93 +24,61 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http::{HeaderMap, Method, Request, Version, header};
 
-use crate::builtins::text;
-use crate::forward::ResponseBody;
-use crate::routes::RouteTable;
+use crate::route_table::RouteTable;
 
-/// Limits the guard applies; the listener gives them to every client connection (see
-/// [`crate::server::ServerOptions`] and [`crate::service::Connection`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GuardLimits {
-    /// Longest path and query accepted, in bytes; longer answers 414.
-    pub max_uri_bytes: usize,
+/// Why a request is refused before routing. [`crate::outcome::Outcome`] knows each one's
+/// status, label and client line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Violation {
+    #[error("method not allowed")]
+    Method,
+    #[error("URI too long")]
+    UriTooLong,
+    #[error("the path must start with /")]
+    PathForm,
+    #[error("dot-segments are not allowed in the path")]
+    DotSegment,
+    #[error("encoded slash, backslash or control character in the path")]
+    EncodedSeparator,
+    #[error("backslash in the path")]
+    Backslash,
+    #[error("the path routes differently once decoded and its slashes merged")]
+    AmbiguousPath,
+    #[error("only one Transfer-Encoding: chunked is supported")]
+    TransferEncoding,
+    #[error("HTTP/1.1 needs exactly one Host header")]
+    Host,
 }
 
-/// nginx's default: a request line must fit in one 8 KiB buffer (`large_client_header_buffers`).
-pub const DEFAULT_MAX_URI_BYTES: usize = 8 * 1024;
-
-impl Default for GuardLimits {
-    fn default() -> Self {
-        Self { max_uri_bytes: DEFAULT_MAX_URI_BYTES }
+impl Violation {
+    /// The `reason` label of logs and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Method => "method",
+            Self::UriTooLong => "uri_too_long",
+            Self::PathForm => "path_form",
+            Self::DotSegment => "dot_segment",
+            Self::EncodedSeparator => "encoded_separator",
+            Self::Backslash => "backslash",
+            Self::AmbiguousPath => "ambiguous_path",
+            Self::TransferEncoding => "transfer_encoding",
+            Self::Host => "host",
+        }
     }
-}
-
-/// Why a request is refused before routing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: StatusCode,
-    /// A label for logs and metrics.
-    pub reason: &'static str,
-    /// One line for the client.
-    pub message: &'static str,
-}
-
-impl Refusal {
-    const fn new(status: StatusCode, reason: &'static str, message: &'static str) -> Self {
-        Self { status, reason, message }
-    }
-}
-
-const METHOD: Refusal = Refusal::new(StatusCode::METHOD_NOT_ALLOWED, "method", "method not allowed");
-const URI_TOO_LONG: Refusal = Refusal::new(StatusCode::URI_TOO_LONG, "uri_too_long", "URI too long");
-const NOT_ORIGIN_FORM: Refusal =
-    Refusal::new(StatusCode::BAD_REQUEST, "path_form", "the path must start with /");
-const DOT_SEGMENT: Refusal =
-    Refusal::new(StatusCode::BAD_REQUEST, "dot_segment", "dot-segments are not allowed in the path");
-const ENCODED_SEPARATOR: Refusal = Refusal::new(
-    StatusCode::BAD_REQUEST,
-    "encoded_separator",
-    "encoded slash, backslash or control character in the path",
-);
-const BACKSLASH: Refusal = Refusal::new(StatusCode::BAD_REQUEST, "backslash", "backslash in the path");
-const AMBIGUOUS: Refusal = Refusal::new(
-    StatusCode::BAD_REQUEST,
-    "ambiguous_path",
-    "the path routes differently once decoded and its slashes merged",
-);
-const TRANSFER_CODING: Refusal = Refusal::new(
-    StatusCode::NOT_IMPLEMENTED,
-    "transfer_encoding",
-    "only one Transfer-Encoding: chunked is supported",
-);
-const HOST: Refusal = Refusal::new(StatusCode::BAD_REQUEST, "host", "HTTP/1.1 needs exactly one Host header");
-
-/// The answer to a refused request: one plain line, and the connection closed after it on
-/// HTTP/1 (what a client sent after a request refused here is not worth parsing).
-pub fn response<B>(request: &Request<B>, refusal: Refusal) -> Response<ResponseBody> {
-    let mut response = text(refusal.status, format!("{}: {}\n", refusal.status, refusal.message));
-    if request.version() < Version::HTTP_2 {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
-        response
-            .headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"));
-    }
-    response
 }
 
 /// The refusal for `request`, if it must not be routed.
-pub fn check<B>(request: &Request<B>, routes: &RouteTable, limits: GuardLimits) -> Option<Refusal> {
+/// `max_uri_bytes` bounds the path and query.
+pub fn check<B>(request: &Request<B>, routes: &RouteTable, max_uri_bytes: usize) -> Option<Violation> {
     if request.method() == Method::CONNECT || request.method() == Method::TRACE {
-        return Some(METHOD);
+        return Some(Violation::Method);
     }
     let uri = request.uri();
     let uri_len = uri.path().len() + uri.query().map_or(0, |q| q.len() + 1);
-    if uri_len > limits.max_uri_bytes {
-        return Some(URI_TOO_LONG);
+    if uri_len > max_uri_bytes {
+        return Some(Violation::UriTooLong);
     }
     if let Some(refusal) = check_headers(request.version(), request.headers()) {
         return Some(refusal);
@@ -118,39 +86,39 @@ pub fn check<B>(request: &Request<B>, routes: &RouteTable, limits: GuardLimits) 
     check_path(uri.path(), routes)
 }
 
-fn check_headers(version: Version, headers: &HeaderMap) -> Option<Refusal> {
+fn check_headers(version: Version, headers: &HeaderMap) -> Option<Violation> {
     let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
     if let Some(first) = codings.next()
         && (codings.next().is_some() || !first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked"))
     {
-        return Some(TRANSFER_CODING);
+        return Some(Violation::TransferEncoding);
     }
     if version == Version::HTTP_11 {
         let mut hosts = headers.get_all(header::HOST).iter();
         if hosts.next().is_none() || hosts.next().is_some() {
-            return Some(HOST);
+            return Some(Violation::Host);
         }
     }
     None
 }
 
 /// The refusal for a raw request path, if any.
-pub fn check_path(path: &str, routes: &RouteTable) -> Option<Refusal> {
+pub fn check_path(path: &str, routes: &RouteTable) -> Option<Violation> {
     if !path.starts_with('/') {
-        return Some(NOT_ORIGIN_FORM);
+        return Some(Violation::PathForm);
     }
     if path.contains('\\') {
-        return Some(BACKSLASH);
+        return Some(Violation::Backslash);
     }
     let escaped = path.contains('%');
     if escaped && has_encoded_separator(path) {
-        return Some(ENCODED_SEPARATOR);
+        return Some(Violation::EncodedSeparator);
     }
     if path.split('/').any(|segment| is_dot_segment(segment, escaped)) {
-        return Some(DOT_SEGMENT);
+        return Some(Violation::DotSegment);
     }
     if (escaped || path.contains("//")) && !same_route(path, &normalise(path), routes) {
-        return Some(AMBIGUOUS);
+        return Some(Violation::AmbiguousPath);
     }
     None
 }
@@ -237,13 +205,13 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::routes::{Rewrite, Route, Upstream};
+    use crate::route_table::{Backend, Rewrite, Route};
 
     fn table() -> RouteTable {
         let route = |name: &str| {
             Arc::new(Route {
                 name: name.into(),
-                upstream: Upstream::Service { host: "x".into(), port: 1 },
+                backend: Backend::Service { host: "x".into(), port: 1 },
                 rewrite: Rewrite::Keep,
                 max_body: None,
                 read_timeout: Duration::from_secs(1),
@@ -262,8 +230,10 @@ mod tests {
         ])
     }
 
+    const MAX_URI: usize = 8 * 1024;
+
     fn reason(path: &str) -> Option<&'static str> {
-        check_path(path, &table()).map(|r| r.reason)
+        check_path(path, &table()).map(Violation::reason)
     }
 
     #[test]
@@ -329,32 +299,32 @@ mod tests {
             builder.body(()).unwrap()
         };
         let host = [("host", "d")];
-        assert_eq!(check(&req("CONNECT", "d:22", &host), &routes, GuardLimits::default()), Some(METHOD));
-        assert_eq!(check(&req("TRACE", "/", &host), &routes, GuardLimits::default()), Some(METHOD));
-        assert_eq!(check(&req("GET", "/spawner", &host), &routes, GuardLimits::default()), None);
-        assert_eq!(check(&req("GET", "/spawner", &[]), &routes, GuardLimits::default()), Some(HOST));
+        assert_eq!(check(&req("CONNECT", "d:22", &host), &routes, MAX_URI), Some(Violation::Method));
+        assert_eq!(check(&req("TRACE", "/", &host), &routes, MAX_URI), Some(Violation::Method));
+        assert_eq!(check(&req("GET", "/spawner", &host), &routes, MAX_URI), None);
+        assert_eq!(check(&req("GET", "/spawner", &[]), &routes, MAX_URI), Some(Violation::Host));
         assert_eq!(
-            check(&req("GET", "/spawner", &[("host", "a"), ("host", "b")]), &routes, GuardLimits::default()),
-            Some(HOST)
+            check(&req("GET", "/spawner", &[("host", "a"), ("host", "b")]), &routes, MAX_URI),
+            Some(Violation::Host)
         );
-        let long = format!("/spawner?{}", "a".repeat(DEFAULT_MAX_URI_BYTES));
-        assert_eq!(check(&req("GET", &long, &host), &routes, GuardLimits::default()), Some(URI_TOO_LONG));
+        let long = format!("/spawner?{}", "a".repeat(MAX_URI));
+        assert_eq!(check(&req("GET", &long, &host), &routes, MAX_URI), Some(Violation::UriTooLong));
         let limited = req("GET", "/spawner?abc", &host);
-        assert_eq!(check(&limited, &routes, GuardLimits { max_uri_bytes: 8 }), Some(URI_TOO_LONG));
+        assert_eq!(check(&limited, &routes, 8), Some(Violation::UriTooLong));
         for te in ["gzip, chunked", "chunked, chunked", "identity"] {
             let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", te)]);
-            assert_eq!(check(&r, &routes, GuardLimits::default()), Some(TRANSFER_CODING), "{te}");
+            assert_eq!(check(&r, &routes, MAX_URI), Some(Violation::TransferEncoding), "{te}");
         }
         let r = req("POST", "/spawner", &[("host", "d"), ("transfer-encoding", "Chunked")]);
-        assert_eq!(check(&r, &routes, GuardLimits::default()), None);
+        assert_eq!(check(&r, &routes, MAX_URI), None);
         let r = req(
             "POST",
             "/spawner",
             &[("host", "d"), ("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
         );
-        assert_eq!(check(&r, &routes, GuardLimits::default()), Some(TRANSFER_CODING));
+        assert_eq!(check(&r, &routes, MAX_URI), Some(Violation::TransferEncoding));
         let mut h2 = req("GET", "https://d/spawner", &[]);
         *h2.version_mut() = Version::HTTP_2;
-        assert_eq!(check(&h2, &routes, GuardLimits::default()), None, "HTTP/2 carries :authority, not Host");
+        assert_eq!(check(&h2, &routes, MAX_URI), None, "HTTP/2 carries :authority, not Host");
     }
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics of the proxy and of settings reloads, exposed on `/metrics`.
+//! Prometheus metrics of the proxy and of settings reloads, exposed on the admin listener's
+//! `/metrics`.
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -25,6 +26,14 @@ pub struct RouteLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
+}
+
+/// Labels of `route_request_failures_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub route: Arc<str>,
+    pub reason: &'static str,
+    pub side: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -96,7 +105,8 @@ pub struct Metrics {
     pub cache_hits: Counter,
     pub cache_misses: Counter,
     pub cache_entries: Gauge,
-    pub auth_failures: Family<ReasonLabel, Counter>,
+    /// Requests that ended other than with an upstream's response, by route, reason and side.
+    pub request_failures: Family<FailureLabels, Counter>,
     pub websockets_open: Gauge,
     pub bytes: Family<DirectionLabel, Counter>,
     pub settings_generation: Gauge,
@@ -145,11 +155,11 @@ impl Metrics {
         );
         let cache_entries = Gauge::default();
         registry.register("token_cache_entries", "Resolved tokens held in the cache", cache_entries.clone());
-        let auth_failures = Family::<ReasonLabel, Counter>::default();
+        let request_failures = Family::<FailureLabels, Counter>::default();
         registry.register(
-            "auth_failures",
-            "Requests refused for their token, by reason",
-            auth_failures.clone(),
+            "request_failures",
+            "Requests answered with an error of the proxy's own (refused, token, upstream), by route, reason and side",
+            request_failures.clone(),
         );
         let websockets_open = Gauge::default();
         registry.register("websockets_open", "WebSocket tunnels open now", websockets_open.clone());
@@ -190,7 +200,7 @@ impl Metrics {
             cache_hits,
             cache_misses,
             cache_entries,
-            auth_failures,
+            request_failures,
             websockets_open,
             bytes,
             settings_generation,
@@ -214,6 +224,11 @@ impl Metrics {
             })
             .inc();
         handles.duration.observe(seconds);
+    }
+
+    /// Counts a request that ended with an error answer of the proxy's own.
+    pub fn record_failure(&self, route: &Arc<str>, reason: &'static str, side: &'static str) {
+        self.request_failures.get_or_create(&FailureLabels { route: Arc::clone(route), reason, side }).inc();
     }
 
     fn route_handles(&self, route: &Arc<str>) -> Arc<RouteHandles> {
@@ -247,7 +262,7 @@ impl Metrics {
     pub fn record_reload(&self, result: ReloadResult, generation: Option<u64>) {
         self.reloads.get_or_create(&ResultLabel { result: result.label() }).inc();
         self.last_reload_success.set(i64::from(result == ReloadResult::Success));
-        self.last_reload_timestamp.set(crate::auth::mint::unix_now() as f64);
+        self.last_reload_timestamp.set(crate::clock::unix_now() as f64);
         if let Some(generation) = generation {
             self.settings_generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
         }

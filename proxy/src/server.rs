@@ -1,10 +1,10 @@
 //! Listeners: accept, TLS, HTTP/1.1 and HTTP/2, and the drain on shutdown.
 //!
-//! What a client may hold of the process is bounded here ([`ServerOptions`]): connections in
-//! all and per client address (a connection over a limit is answered 503 and closed at once),
-//! the size and count of request headers (431), the request line (414, by [`crate::guard`]),
-//! the time to the first bytes and to a whole request head (the settings' header read
-//! timeout), and the silence of a request body (408).
+//! What a client may hold of the process is bounded here, from the settings snapshot of the
+//! moment ([`crate::settings::Limits`]): connections in all and per client address (a
+//! connection over a limit is answered 503 and closed at once), the size and count of request
+//! headers (431), the time to the first bytes and to a whole request head (the header read
+//! timeout). A reload applies to the next connection accepted.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -29,10 +29,9 @@ use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
-use crate::guard::GuardLimits;
+use crate::handler::{Connection, Handler};
 use crate::metrics::{Metrics, ReasonLabel};
-use crate::service::{Connection, Proxy};
-use crate::settings::Settings;
+use crate::settings::{ClientLimits, Settings};
 use crate::{Error, Result};
 
 /// How long a client may take to finish its TLS handshake.
@@ -49,39 +48,6 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// The smallest read buffer hyper accepts.
 const MIN_BUF: usize = 8192;
 
-/// Process-level limits of the listeners. They are not part of the settings snapshot: they
-/// shape sockets and parsers, and come from `route serve` flags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerOptions {
-    /// Client connections open at once, over every listener (WebSocket tunnels included).
-    pub max_connections: usize,
-    /// Client connections open at once from one IP address; 0 for no such limit (the default:
-    /// behind an ingress or a NAT, every client shares an address).
-    pub max_connections_per_ip: usize,
-    /// Largest request head (request line and headers), in bytes: over it, 431. HTTP/2 header
-    /// lists are bounded the same.
-    pub max_header_bytes: usize,
-    /// Most request header lines: over it, 431.
-    pub max_headers: usize,
-    /// Longest path and query, in bytes: over it, 414.
-    pub max_uri_bytes: usize,
-    /// Longest silence of a request body while the proxy waits for it: past it, 408.
-    pub body_idle_timeout: Duration,
-}
-
-impl Default for ServerOptions {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            max_connections_per_ip: 0,
-            max_header_bytes: 32 * 1024,
-            max_headers: 100,
-            max_uri_bytes: crate::guard::DEFAULT_MAX_URI_BYTES,
-            body_idle_timeout: crate::forward::body::DEFAULT_CLIENT_BODY_IDLE,
-        }
-    }
-}
-
 /// Binds a listening socket.
 pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
@@ -89,132 +55,171 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
 
 /// The listeners of one process and what they serve.
 pub struct Server {
-    proxy: Arc<Proxy>,
+    handler: Arc<Handler>,
     settings: watch::Receiver<Arc<Settings>>,
     http: TcpListener,
     https: Option<(TcpListener, TlsAcceptor)>,
+    admin: TcpListener,
     /// Turned to true when the drain is over: open tunnels close.
     tunnels_stop: watch::Sender<bool>,
-    options: ServerOptions,
     limiter: Arc<Limiter>,
 }
 
-impl Server {
-    /// `tunnels_stop` must be the sender of the receiver the proxy was built with.
-    pub fn new(
-        proxy: Arc<Proxy>,
-        settings: watch::Receiver<Arc<Settings>>,
-        http: TcpListener,
-        https: Option<TcpListener>,
-        tunnels_stop: watch::Sender<bool>,
-        options: ServerOptions,
-    ) -> Self {
-        let https = https.map(|listener| (listener, tls_acceptor(settings.clone())));
-        crate::forward::body::set_client_body_idle_timeout(options.body_idle_timeout);
-        let limiter = Arc::new(Limiter::new(&options, Arc::clone(proxy.metrics())));
-        Self { proxy, settings, http, https, tunnels_stop, options, limiter }
-    }
+/// The connection builder of one settings generation: rebuilt when a new snapshot is served,
+/// shared (cloned) by every connection accepted under it.
+struct Builder {
+    generation: u64,
+    builder: auto::Builder<TokioExecutor>,
+}
 
-    /// Serves until `signal` completes, then drains: stops accepting, lets in-flight requests
-    /// finish within the settings' drain deadline, then closes the WebSocket tunnels.
-    pub async fn run(self, signal: impl Future<Output = ()>) {
-        let graceful = GracefulShutdown::new();
-        let header_read_timeout = self.settings.borrow().limits.header_read_timeout;
+impl Builder {
+    fn new(settings: &Settings) -> Self {
+        let limits = &settings.limits;
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
+            .header_read_timeout(limits.header_read_timeout)
             .keep_alive(true)
-            .max_headers(self.options.max_headers)
+            .max_headers(limits.client.max_headers)
             // hyper answers 431 when a head does not fit its read buffer: the buffer's bound
             // is the head limit (and the read size of bodies, which 32 KiB serves well).
-            .max_buf_size(self.options.max_header_bytes.max(MIN_BUF));
+            .max_buf_size(limits.client.max_header_bytes.max(MIN_BUF));
         builder
             .http2()
             .timer(TokioTimer::new())
-            .max_header_list_size(u32::try_from(self.options.max_header_bytes).unwrap_or(u32::MAX));
+            .max_header_list_size(u32::try_from(limits.client.max_header_bytes).unwrap_or(u32::MAX));
+        Self { generation: settings.generation, builder }
+    }
+
+    /// The builder for the settings of the moment.
+    fn current(&mut self, settings: &Settings) -> &auto::Builder<TokioExecutor> {
+        if settings.generation != self.generation {
+            *self = Self::new(settings);
+        }
+        &self.builder
+    }
+}
+
+impl Server {
+    /// `tunnels_stop` must be the sender of the receiver the handler was built with.
+    pub fn new(
+        handler: Arc<Handler>,
+        settings: watch::Receiver<Arc<Settings>>,
+        http: TcpListener,
+        https: Option<TcpListener>,
+        admin: TcpListener,
+        tunnels_stop: watch::Sender<bool>,
+    ) -> Self {
+        let https = https.map(|listener| (listener, tls_acceptor(settings.clone())));
+        let limiter = Arc::new(Limiter::new(Arc::clone(handler.metrics())));
+        Self { handler, settings, http, https, admin, tunnels_stop, limiter }
+    }
+
+    /// Serves until `signal` completes, then drains: stops accepting, lets in-flight requests
+    /// finish within the settings' drain deadline, then closes the WebSocket tunnels. The admin
+    /// listener answers until the end.
+    pub async fn run(self, signal: impl Future<Output = ()>) {
+        let Self { handler, settings, http, https, admin, tunnels_stop, limiter } = self;
+        let admin = AbortOnDrop(tokio::spawn(crate::admin::serve(admin, Arc::clone(&handler))));
+        let graceful = GracefulShutdown::new();
+        let mut builder = Builder::new(&settings.borrow());
         tokio::pin!(signal);
         loop {
             tokio::select! {
                 () = &mut signal => break,
-                accepted = self.http.accept() => match accepted {
-                    Ok((stream, peer)) => match self.limiter.acquire(peer.ip()) {
-                        Ok(permit) => self.spawn_plain(stream, peer, permit, &builder, &graceful),
-                        Err(reason) => refuse_plain(&stream, peer, reason),
-                    },
+                accepted = http.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let current = Arc::clone(&settings.borrow());
+                        match limiter.acquire(peer.ip(), &current.limits.client) {
+                            Ok(permit) => {
+                                let builder = builder.current(&current).clone();
+                                spawn_plain(stream, peer, permit, &current, &handler, builder, &graceful);
+                            }
+                            Err(reason) => refuse_plain(&stream, peer, reason),
+                        }
+                    }
                     Err(err) => accept_failed(&err).await,
                 },
-                accepted = accept_tls(self.https.as_ref()) => match accepted {
-                    Ok((stream, peer, acceptor)) => match self.limiter.acquire(peer.ip()) {
-                        Ok(permit) => self.spawn_tls(stream, peer, acceptor, permit, &builder, &graceful),
-                        Err(reason) => tracing::debug!(peer = %peer, reason, "connection refused"),
-                    },
+                accepted = accept_tls(https.as_ref()) => match accepted {
+                    Ok((stream, peer, acceptor)) => {
+                        let current = Arc::clone(&settings.borrow());
+                        match limiter.acquire(peer.ip(), &current.limits.client) {
+                            Ok(permit) => {
+                                let builder = builder.current(&current).clone();
+                                let deadline = current.limits.header_read_timeout;
+                                spawn_tls(stream, peer, acceptor, permit, deadline, &handler, builder, &graceful);
+                            }
+                            Err(reason) => tracing::debug!(peer = %peer, reason, "connection refused"),
+                        }
+                    }
                     Err(err) => accept_failed(&err).await,
                 },
             }
         }
-        drop(self.http);
-        drop(self.https);
-        let deadline = self.settings.borrow().limits.drain_timeout;
+        drop(http);
+        drop(https);
+        let deadline = settings.borrow().limits.drain_timeout;
         let in_flight = graceful.count();
         tracing::info!(in_flight, deadline_secs = deadline.as_secs_f64(), "draining");
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("drained"),
             () = tokio::time::sleep(deadline) => tracing::warn!("drain deadline passed, closing what is left"),
         }
-        let _ = self.tunnels_stop.send(true);
+        let _ = tunnels_stop.send(true);
+        drop(admin);
     }
+}
 
-    fn first_bytes_deadline(&self) -> Duration {
-        self.settings.borrow().limits.header_read_timeout
+/// Aborts the task when dropped: the admin listener ends with the server.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
+}
 
-    fn guard_limits(&self) -> GuardLimits {
-        GuardLimits { max_uri_bytes: self.options.max_uri_bytes }
-    }
+fn spawn_plain(
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: Permit,
+    settings: &Settings,
+    handler: &Arc<Handler>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = Connection::new(peer, "http");
+    let io = ClientIo::new(stream, permit, settings.limits.header_read_timeout);
+    let served = serve(io, conn, Arc::clone(handler), builder, graceful.watcher());
+    tokio::spawn(served);
+}
 
-    fn spawn_plain(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        permit: Permit,
-        builder: &auto::Builder<TokioExecutor>,
-        graceful: &GracefulShutdown,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let conn = Connection::new(peer, "http", self.guard_limits());
-        let io = ClientIo::new(stream, permit, self.first_bytes_deadline());
-        let served = serve(io, conn, Arc::clone(&self.proxy), builder.clone(), graceful.watcher());
-        tokio::spawn(served);
-    }
-
-    fn spawn_tls(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        acceptor: TlsAcceptor,
-        permit: Permit,
-        builder: &auto::Builder<TokioExecutor>,
-        graceful: &GracefulShutdown,
-    ) {
-        let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&self.proxy);
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let deadline = self.first_bytes_deadline();
-        let limits = self.guard_limits();
-        tokio::spawn(async move {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => {
-                    let io = ClientIo::new(tls, permit, deadline);
-                    serve(io, Connection::new(peer, "https", limits), proxy, builder, watcher).await
-                }
-                Ok(Err(err)) => tracing::debug!(peer = %peer, error = %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+#[allow(clippy::too_many_arguments)]
+fn spawn_tls(
+    stream: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    permit: Permit,
+    first_bytes_deadline: Duration,
+    handler: &Arc<Handler>,
+    builder: auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+) {
+    let _ = stream.set_nodelay(true);
+    let handler = Arc::clone(handler);
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => {
+                let io = ClientIo::new(tls, permit, first_bytes_deadline);
+                serve(io, Connection::new(peer, "https"), handler, builder, watcher).await
             }
-        });
-    }
+            Ok(Err(err)) => tracing::debug!(peer = %peer, error = %err, "TLS handshake failed"),
+            Err(_) => tracing::debug!(peer = %peer, "TLS handshake timed out"),
+        }
+    });
 }
 
 async fn accept_tls(
@@ -244,20 +249,20 @@ fn refuse_plain(stream: &TcpStream, peer: SocketAddr, reason: &'static str) {
 async fn serve<I>(
     io: I,
     conn: Connection,
-    proxy: Arc<Proxy>,
+    handler: Arc<Handler>,
     builder: auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let metrics = Arc::clone(proxy.metrics());
+    let metrics = Arc::clone(handler.metrics());
     metrics.connections_open.inc();
     let peer = conn.peer;
     let conn = Arc::new(conn);
     let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
-        let proxy = Arc::clone(&proxy);
+        let handler = Arc::clone(&handler);
         let conn = Arc::clone(&conn);
-        async move { Ok::<_, Infallible>(proxy.handle(request, &conn).await) }
+        async move { Ok::<_, Infallible>(handler.handle(request, &conn).await) }
     });
     let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     if let Err(err) = watcher.watch(connection.into_owned()).await {
@@ -266,52 +271,47 @@ async fn serve<I>(
     metrics.connections_open.dec();
 }
 
-/// Open client connections, in all and per address.
+/// Open client connections, in all and per address, against the limits of the moment.
 struct Limiter {
-    max_total: usize,
-    max_per_ip: usize,
     total: AtomicUsize,
+    /// Connections per address, counted only while a per-address limit is set: each permit
+    /// remembers whether it was counted here.
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     metrics: Arc<Metrics>,
 }
 
 impl Limiter {
-    fn new(options: &ServerOptions, metrics: Arc<Metrics>) -> Self {
-        Self {
-            max_total: options.max_connections,
-            max_per_ip: options.max_connections_per_ip,
-            total: AtomicUsize::new(0),
-            per_ip: Mutex::new(HashMap::new()),
-            metrics,
-        }
+    fn new(metrics: Arc<Metrics>) -> Self {
+        Self { total: AtomicUsize::new(0), per_ip: Mutex::new(HashMap::new()), metrics }
     }
 
     /// A permit for one more connection from `ip`, or the name of the limit it would pass.
-    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Result<Permit, &'static str> {
+    fn acquire(self: &Arc<Self>, ip: IpAddr, limits: &ClientLimits) -> Result<Permit, &'static str> {
         let ip = ip.to_canonical();
         let refuse = |reason: &'static str| {
             self.metrics.connections_refused.get_or_create(&ReasonLabel { reason }).inc();
             Err(reason)
         };
-        if self.total.fetch_add(1, Ordering::AcqRel) >= self.max_total {
+        if self.total.fetch_add(1, Ordering::AcqRel) >= limits.max_connections.max(1) {
             self.total.fetch_sub(1, Ordering::AcqRel);
             return refuse("total");
         }
-        if self.max_per_ip > 0 {
+        let per_ip_counted = limits.max_connections_per_ip > 0;
+        if per_ip_counted {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let count = per_ip.entry(ip).or_insert(0);
-            if *count >= self.max_per_ip {
+            if *count >= limits.max_connections_per_ip {
                 drop(per_ip);
                 self.total.fetch_sub(1, Ordering::AcqRel);
                 return refuse("per_ip");
             }
             *count += 1;
         }
-        Ok(Permit { limiter: Arc::clone(self), ip })
+        Ok(Permit { limiter: Arc::clone(self), ip, per_ip_counted })
     }
 
-    fn release(&self, ip: IpAddr) {
-        if self.max_per_ip > 0 {
+    fn release(&self, ip: IpAddr, per_ip_counted: bool) {
+        if per_ip_counted {
             let mut per_ip = self.per_ip.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(count) = per_ip.get_mut(&ip) {
                 *count -= 1;
@@ -329,11 +329,12 @@ impl Limiter {
 struct Permit {
     limiter: Arc<Limiter>,
     ip: IpAddr,
+    per_ip_counted: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.limiter.release(self.ip);
+        self.limiter.release(self.ip, self.per_ip_counted);
     }
 }
 

@@ -9,12 +9,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderName;
 use ipnet::IpNet;
 use tokio::sync::watch;
 
-use crate::auth::keys::{DecryptKey, VerifyKey};
-use crate::routes::RouteTable;
+use crate::keys::{DecryptKey, VerifyKey};
+use crate::route_table::{RouteTable, TokenSource};
 
 /// One published configuration of the proxy.
 #[derive(Debug)]
@@ -52,7 +51,17 @@ impl Settings {
 
     /// A watch channel holding [`Settings::empty`], as the proxy starts.
     pub fn channel() -> (watch::Sender<Arc<Settings>>, watch::Receiver<Arc<Settings>>) {
-        watch::channel(Arc::new(Self::empty()))
+        Self::channel_with(ClientLimits::default())
+    }
+
+    /// A watch channel holding [`Settings::empty`] with the process's client limits: they
+    /// hold before any source has loaded (`--kube` binds first).
+    pub fn channel_with(
+        client: ClientLimits,
+    ) -> (watch::Sender<Arc<Settings>>, watch::Receiver<Arc<Settings>>) {
+        let mut empty = Self::empty();
+        empty.limits.client = client;
+        watch::channel(Arc::new(empty))
     }
 
     pub fn is_loaded(&self) -> bool {
@@ -187,26 +196,17 @@ impl Default for CachePolicy {
     }
 }
 
-/// Where a route finds the desktop token.
+/// Timeouts and limits that are not per route. The listeners and the request path read them
+/// from the snapshot of the moment: a reload applies to the next connection, request or body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// A request header; a leading `Bearer ` (any case) is stripped.
-    Header(HeaderName),
-    /// A query parameter, e.g. `jwt_token`.
-    Query(String),
-    /// The whole raw query string is the token (`/terminals/<id>?<JWT>`).
-    RawQuery,
-}
-
-/// Process-wide timeouts and limits that are not per route.
-#[derive(Debug, Clone)]
 pub struct Limits {
     /// Connecting to an upstream; past it the client gets 502.
     pub connect_timeout: Duration,
     /// How long SIGTERM waits for in-flight requests before closing what is left.
     pub drain_timeout: Duration,
-    /// Reading a client's request head.
+    /// Reading a client's request head (and its first bytes, before the protocol is known).
     pub header_read_timeout: Duration,
+    pub client: ClientLimits,
 }
 
 impl Default for Limits {
@@ -215,6 +215,42 @@ impl Default for Limits {
             connect_timeout: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),
             header_read_timeout: Duration::from_secs(30),
+            client: ClientLimits::default(),
+        }
+    }
+}
+
+/// What a client may hold of the process and send it. `route serve` flags set them; the
+/// publisher puts them into every snapshot, beside the spec's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// Client connections open at once, over every listener (WebSocket tunnels included).
+    pub max_connections: usize,
+    /// Client connections open at once from one IP address; 0 for no such limit (the default:
+    /// behind an ingress or a NAT, every client shares an address).
+    pub max_connections_per_ip: usize,
+    /// Largest request head (request line and headers), in bytes: over it, 431. HTTP/2 header
+    /// lists are bounded the same.
+    pub max_header_bytes: usize,
+    /// Most request header lines: over it, 431.
+    pub max_headers: usize,
+    /// Longest path and query, in bytes: over it, 414.
+    pub max_uri_bytes: usize,
+    /// Longest silence of a request body while the proxy waits for it: past it, 408.
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            max_connections_per_ip: 0,
+            max_header_bytes: 32 * 1024,
+            // nginx's default: a request line must fit in one 8 KiB buffer.
+            max_uri_bytes: 8 * 1024,
+            max_headers: 100,
+            // nginx's `client_body_timeout`.
+            body_idle_timeout: Duration::from_secs(60),
         }
     }
 }

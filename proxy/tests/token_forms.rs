@@ -5,9 +5,9 @@
 use std::sync::OnceLock;
 
 use jsonwebtoken::Algorithm;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
-use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat, unix_now};
+use route_mint::{KeySet, Minter, PrivateFormat, unix_now};
 use route_proxy::auth::{AuthError, resolve_uncached};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 
 fn keys() -> &'static KeySet {
@@ -56,7 +56,7 @@ fn optional_algorithms_verify_only_when_configured() {
 fn oaep_sha256_decrypts_only_when_configured() {
     route_proxy::auth::jwt::install_provider();
     let now = unix_now();
-    let minter = Minter::from_key_set(keys()).unwrap().with_padding(Decryption::OaepSha256);
+    let minter = Minter::from_key_set(keys()).unwrap().with_padding(route_mint::Padding::OaepSha256);
     let token = minter.mint("10.0.0.8", now, now + 60).unwrap();
     assert_eq!(
         resolve(&token, &auth(&[Algorithm::RS256], Decryption::OaepSha256)).as_deref(),

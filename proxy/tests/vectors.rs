@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
-use route_proxy::auth::mint::{PAYLOAD_PRIVATE, SIGNING_PUBLIC, unix_now};
+use route_mint::{PAYLOAD_PRIVATE, SIGNING_PUBLIC, unix_now};
 use route_proxy::auth::{AuthError, resolve_uncached};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::settings::{AuthSettings, Decryption, KeyRing};
 use serde_json::Value;
 

@@ -72,11 +72,12 @@ check("mode A: the Deployment patch applies", dep is not None)
 pod = dep["spec"]["template"]["spec"]
 (c,) = pod["containers"]
 before = router["spec"]["template"]["spec"]["containers"][0]
-check("mode A: one container port, http = route's listener", c["ports"] == [
-    {"name": "http", "containerPort": route_port, "protocol": "TCP"}])
-check("mode A: startup, liveness and readiness probes on the port named http",
-      all(c.get(p, {}).get("httpGet", {}).get("port") == "http"
-          for p in ("startupProbe", "livenessProbe", "readinessProbe")))
+check("mode A: two container ports, http = route's listener, admin = its admin listener", c["ports"] == [
+    {"name": "http", "containerPort": route_port, "protocol": "TCP"},
+    {"name": "admin", "containerPort": 9090, "protocol": "TCP"}])
+check("mode A: startup and liveness probes on the port named http, readiness on admin",
+      all(c.get(p, {}).get("httpGet", {}).get("port") == "http" for p in ("startupProbe", "livenessProbe"))
+      and c["readinessProbe"]["httpGet"]["port"] == "admin")
 check("mode A: liveness and startup on /healthz, readiness on /readyz, thresholds kept",
       c["livenessProbe"]["httpGet"]["path"] == c["startupProbe"]["httpGet"]["path"] == "/healthz"
       and c["readinessProbe"]["httpGet"]["path"] == "/readyz"

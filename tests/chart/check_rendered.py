@@ -49,7 +49,12 @@ check("no hostPath volumes", not any("hostPath" in v for v in pod.get("volumes",
 check("runs `serve --kube`", c["args"][:2] == ["serve", "--kube"])
 check("resources set", bool(c.get("resources", {}).get("requests")))
 check("liveness /healthz", c["livenessProbe"]["httpGet"]["path"] == "/healthz")
-check("readiness /readyz", c["readinessProbe"]["httpGet"]["path"] == "/readyz")
+check("readiness /readyz on the admin port", c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+      and c["readinessProbe"]["httpGet"]["port"] == "admin")
+cports = {p["name"]: p["containerPort"] for p in c["ports"]}
+check("the admin listener on its own container port",
+      "admin" in cports and cports["admin"] != cports["http"]
+      and f"--admin-listen=0.0.0.0:{cports['admin']}" in c["args"])
 env = {e["name"]: e for e in c["env"]}
 check("NODE_NAME from the downward API",
       env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "spec.nodeName")
@@ -120,8 +125,15 @@ check("RoleBinding binds the Role to the pod's ServiceAccount",
       rb["roleRef"]["name"] == role["metadata"]["name"]
       and rb["subjects"][0]["name"] == pod["serviceAccountName"])
 
-svc = one("Service")
+services = by_kind.get("Service", [])
+admin_services = [s for s in services if s["metadata"]["name"].endswith("-admin")]
+(svc,) = [s for s in services if s not in admin_services]
 ports = {p["name"]: p for p in svc["spec"]["ports"]}
+check("the public Service has no admin port", "admin" not in ports
+      and all(p["targetPort"] != "admin" for p in ports.values()))
+for admin_svc in admin_services:
+    check("the admin Service is ClusterIP, admin port only", admin_svc["spec"]["type"] == "ClusterIP"
+          and [p["targetPort"] for p in admin_svc["spec"]["ports"]] == ["admin"])
 check("Service http -> http", ports["http"]["targetPort"] == "http")
 tls_on = "--tls-listen" in " ".join(c["args"])
 if tls_on:
@@ -187,12 +199,16 @@ if base == "production-values.yaml":
     check("NetworkPolicy selects the Deployment's pods, Ingress and Egress", np is not None
           and np["spec"]["podSelector"]["matchLabels"] == selector
           and set(np["spec"]["policyTypes"]) == {"Ingress", "Egress"})
-    (ingress,) = np["spec"]["ingress"]
-    peers = ingress.get("from", [])
-    ns_of = [p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
-             for p in peers]
-    check("ingress: the listener from ingress-nginx and monitoring only",
-          [p["port"] for p in ingress["ports"]] == ["http"] and sorted(ns_of) == ["ingress-nginx", "monitoring"])
+    ingress, admin_ingress = np["spec"]["ingress"]
+
+    def namespaces(rule):
+        return sorted(p.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                      for p in rule.get("from", []))
+
+    check("ingress: the listener from ingress-nginx only",
+          [p["port"] for p in ingress["ports"]] == ["http"] and namespaces(ingress) == ["ingress-nginx"])
+    check("ingress: the admin port from monitoring only",
+          [p["port"] for p in admin_ingress["ports"]] == ["admin"] and namespaces(admin_ingress) == ["monitoring"])
     egress = np["spec"]["egress"]
     check("egress: DNS on 53 UDP and TCP", any(
         {(p["port"], p["protocol"]) for p in r.get("ports", [])} == {(53, "UDP"), (53, "TCP")}
@@ -204,15 +220,16 @@ if base == "production-values.yaml":
     check("egress: the pod network (desktops, abcdesktop services)",
           any(t.get("ipBlock", {}).get("cidr") == "10.244.0.0/16" for r in egress for t in r.get("to", [])))
     sm = one("ServiceMonitor")
-    check("ServiceMonitor: /metrics on the http port every 30s, the release label",
-          sm is not None and sm["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    check("ServiceMonitor: /metrics on the admin port every 30s, the release label",
+          sm is not None and sm["spec"]["endpoints"] == [{"port": "admin", "path": "/metrics", "interval": "30s"}]
           and sm["metadata"]["labels"].get("release") == "prometheus")
-    check("ServiceMonitor selects the Service",
-          all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()))
-    prom = [p for p in peers if p.get("namespaceSelector", {}).get("matchLabels", {})
-            .get("kubernetes.io/metadata.name") == "monitoring"]
-    check("the NetworkPolicy admits Prometheus on the port the ServiceMonitor scrapes",
-          bool(prom) and sm["spec"]["endpoints"][0]["port"] in [p["port"] for p in ingress["ports"]])
+    selected = [s for s in services
+                if all(s["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items())]
+    check("ServiceMonitor selects the admin Service only",
+          len(selected) == 1 and selected[0]["metadata"]["name"].endswith("-admin"))
+    check("the NetworkPolicy admits Prometheus on the port the ServiceMonitor scrapes, not the listener",
+          sm["spec"]["endpoints"][0]["port"] in [p["port"] for p in admin_ingress["ports"]]
+          and "monitoring" not in namespaces(ingress))
 
 print(f"{name}: {len(docs)} objects, {check.failed} failed checks")
 sys.exit(1 if check.failed else 0)

@@ -47,7 +47,7 @@ impl Desk {
     }
 
     /// A manifest with `keys` pointing every route and service at its upstream.
-    pub fn manifest(&self, keys: &route_proxy::auth::mint::KeySet) -> Manifest {
+    pub fn manifest(&self, keys: &route_mint::KeySet) -> Manifest {
         let mut m = Manifest::new(keys);
         for name in DESKTOP_ROUTES {
             m = m.port(name, self.up(name).port());

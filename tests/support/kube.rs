@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use route_proxy::auth::mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
+use route_mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt as _;
 

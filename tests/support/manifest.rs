@@ -5,7 +5,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use route_proxy::auth::mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
+use route_mint::{KeySet, PAYLOAD_PRIVATE, SIGNING_PUBLIC};
 use serde_json::{Map, Value, json};
 
 /// A RouteConfig spec plus its key Secrets.

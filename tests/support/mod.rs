@@ -16,6 +16,7 @@ pub mod faulty;
 pub mod hostile;
 pub mod kube;
 pub mod kube_requests;
+pub mod limit_checks;
 pub mod manifest;
 pub mod proxy;
 pub mod raw;
@@ -27,8 +28,8 @@ use std::future::Future;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use route_proxy::auth::mint::unix_now;
-use route_proxy::auth::mint::{KeySet, Minter, PrivateFormat};
+pub use route_mint::unix_now;
+use route_mint::{KeySet, Minter, PrivateFormat};
 
 pub use client::{Req, Resp};
 pub use desk::Desk;

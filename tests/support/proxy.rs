@@ -1,6 +1,6 @@
-//! The real `route` binary as a child process: started with `--listen 127.0.0.1:0` and
-//! `--log-format json`, its port read from the `listening http ADDR` line on stdout, its stderr
-//! captured. Killed on drop.
+//! The real `route` binary as a child process: started with `--listen 127.0.0.1:0`,
+//! `--admin-listen 127.0.0.1:0` and `--log-format json`, its ports read from the
+//! `listening http|https|admin ADDR` lines on stdout, its stderr captured. Killed on drop.
 //!
 //! Every request sent through [`Proxy::send`] (and every WebSocket handshake through
 //! [`Proxy::ws`]) is remembered. When the proxy is finished or dropped it asserts that:
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use http::StatusCode;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use route_proxy::auth::mint::KeySet;
+use route_mint::KeySet;
 use serde_json::Value;
 
 pub use super::access_log::path_matches;
@@ -120,7 +120,16 @@ impl Builder {
             manifest_path = Some(file);
         }
         let format = if self.text_logs { "text" } else { "json" };
-        cmd.args(["--listen", "127.0.0.1:0", "--log-format", format, "--log-level", &self.log_level]);
+        cmd.args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--log-format",
+            format,
+            "--log-level",
+            &self.log_level,
+        ]);
         if self.tls {
             cmd.args(["--tls-listen", "127.0.0.1:0"]);
         }
@@ -141,6 +150,7 @@ impl Builder {
             child,
             http: None,
             https: None,
+            admin: None,
             dir,
             manifest_path,
             keys,
@@ -153,7 +163,7 @@ impl Builder {
             exit: None,
             done: false,
         };
-        let wanted = if self.tls { 2 } else { 1 };
+        let wanted = if self.tls { 3 } else { 2 };
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let out = proxy.stdout.lock().unwrap().clone();
@@ -171,10 +181,12 @@ impl Builder {
                     match scheme {
                         "http" => proxy.http = Some(addr),
                         "https" => proxy.https = Some(addr),
+                        "admin" => proxy.admin = Some(addr),
                         other => panic!("unknown listener {other:?} in {out:?}"),
                     }
                 }
                 assert!(proxy.http.is_some(), "no `listening http` line: {out:?}");
+                assert!(proxy.admin.is_some(), "no `listening admin` line: {out:?}");
                 return proxy;
             }
             if let Some(status) = proxy.child.try_wait().expect("try_wait") {
@@ -254,6 +266,7 @@ pub struct Proxy {
     child: Child,
     http: Option<SocketAddr>,
     https: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
     dir: tempfile::TempDir,
     manifest_path: Option<PathBuf>,
     keys: Option<KeySet>,
@@ -293,6 +306,11 @@ impl Proxy {
 
     pub fn https_addr(&self) -> SocketAddr {
         self.https.expect("https listener")
+    }
+
+    /// The admin listener: `/metrics`, `/readyz`, `/healthz`.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin.expect("admin listener")
     }
 
     pub fn pid(&self) -> u32 {
@@ -345,9 +363,17 @@ impl Proxy {
         self.send(Req::get(path)).await
     }
 
-    /// `GET /metrics`, as text.
+    /// `GET path` on the admin listener (no access line is written there).
+    pub async fn admin_get(&self, path: &str) -> Resp {
+        match client::send(&self.client, self.admin_addr(), Req::get(path)).await {
+            Ok(resp) => resp,
+            Err(e) => panic!("admin {path} got no response: {e}"),
+        }
+    }
+
+    /// `GET /metrics` on the admin listener, as text.
     pub async fn metrics(&self) -> String {
-        let resp = self.get("/metrics").await;
+        let resp = self.admin_get("/metrics").await;
         assert_eq!(resp.status, StatusCode::OK, "/metrics: {}", resp.text());
         resp.text()
     }

@@ -203,13 +203,13 @@ trait HasFingerprint {
     fn fp(&self) -> &str;
 }
 
-impl HasFingerprint for route_proxy::auth::keys::VerifyKey {
+impl HasFingerprint for route_proxy::keys::VerifyKey {
     fn fp(&self) -> &str {
         self.fingerprint()
     }
 }
 
-impl HasFingerprint for route_proxy::auth::keys::DecryptKey {
+impl HasFingerprint for route_proxy::keys::DecryptKey {
     fn fp(&self) -> &str {
         self.fingerprint()
     }

@@ -209,7 +209,7 @@ mod builtin_names {
     use std::collections::BTreeSet;
 
     use route_crds::{BUILTIN_ROUTES, BUILTIN_SERVICES, RouteConfigSpec, SERVICE_ROUTES};
-    use route_proxy::routes::Upstream;
+    use route_proxy::route_table::Backend;
 
     use crate::test_support::{ctx, key_secrets};
     use crate::translate::translate;
@@ -222,14 +222,14 @@ mod builtin_names {
         assert_eq!(names, BUILTIN_ROUTES.into_iter().collect());
         let services: BTreeSet<&str> = routes
             .iter()
-            .filter(|r| matches!(r.upstream, Upstream::Service { .. }))
+            .filter(|r| matches!(r.backend, Backend::Service { .. }))
             .map(|r| &*r.name)
             .collect();
         assert_eq!(services, SERVICE_ROUTES.into_iter().collect());
         let hosts: BTreeSet<String> = routes
             .iter()
-            .filter_map(|r| match &r.upstream {
-                Upstream::Service { host, .. } => Some(host.to_string()),
+            .filter_map(|r| match &r.backend {
+                Backend::Service { host, .. } => Some(host.to_string()),
                 _ => None,
             })
             .collect();

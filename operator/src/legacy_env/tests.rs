@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use route_proxy::Settings;
 use route_proxy::metrics::Metrics;
-use route_proxy::routes::Upstream;
+use route_proxy::route_table::Backend;
 
 use super::{DEFAULT_PAYLOAD_PATH, DEFAULT_SIGNING_PATH, LegacyEnv, load, watch};
 use crate::Publisher;
@@ -38,8 +38,8 @@ fn with_keys(pairs: &[(&str, &str)]) -> LegacyEnv {
 }
 
 fn service(settings: &Settings, path: &str) -> (String, u16) {
-    match &lookup(settings, path).1.upstream {
-        Upstream::Service { host, port } => (host.to_string(), *port),
+    match &lookup(settings, path).1.backend {
+        Backend::Service { host, port } => (host.to_string(), *port),
         other => panic!("{other:?}"),
     }
 }

@@ -61,8 +61,8 @@ fn fingerprints(settings: &Settings) -> (String, String) {
 }
 
 fn expected_fingerprints() -> (String, String) {
-    let signing = route_proxy::auth::keys::VerifyKey::from_pem(&signing_pem()).unwrap();
-    let payload = route_proxy::auth::keys::DecryptKey::from_pem(&payload_pem()).unwrap();
+    let signing = route_proxy::keys::VerifyKey::from_pem(&signing_pem()).unwrap();
+    let payload = route_proxy::keys::DecryptKey::from_pem(&payload_pem()).unwrap();
     (signing.fingerprint().to_owned(), payload.fingerprint().to_owned())
 }
 

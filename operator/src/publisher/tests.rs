@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use route_proxy::Settings;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::metrics::Metrics;
 use route_proxy::settings::KeyRing;
 
@@ -128,7 +128,7 @@ fn publish_numbers_generations_and_grace_keys_reject_keeps_the_last_good() {
     assert_eq!(current.auth.keys.signing.len(), 2);
     assert_eq!(current.auth.keys.signing[0].key.fingerprint(), fp(SETS[1]).0);
     let until = current.auth.keys.signing[1].until.unwrap();
-    let now = route_proxy::auth::mint::unix_now();
+    let now = route_proxy::clock::unix_now();
     assert!((now + 599..=now + 600).contains(&until), "{until}");
 
     publisher.reject("test", &[ConfigError::new("spec.x", "bad")]);

@@ -6,7 +6,8 @@ use http::HeaderName;
 use ipnet::IpNet;
 use jsonwebtoken::Algorithm;
 use route_crds::{CacheSpec, DecryptionSpec, TargetsSpec, TokenSourceSpec};
-use route_proxy::settings::{CachePolicy, Decryption, TargetPolicy, TokenSource};
+use route_proxy::route_table::TokenSource;
+use route_proxy::settings::{CachePolicy, Decryption, TargetPolicy};
 
 use super::{Errors, port};
 

@@ -2,10 +2,10 @@
 
 use http::HeaderName;
 use route_crds::PortsSpec;
-use route_proxy::routes::Rewrite;
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::Rewrite;
+use route_proxy::route_table::TokenSource;
 
-use super::routes::{Draft, Target};
+use super::route_table::{Draft, Target};
 
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;

@@ -1,7 +1,7 @@
 //! The desktop keys, from the Secrets the spec names.
 
 use route_crds::KeysSpec;
-use route_proxy::auth::keys::{DecryptKey, VerifyKey};
+use route_proxy::keys::{DecryptKey, VerifyKey};
 use route_proxy::settings::KeyRing;
 
 use super::{Errors, Secrets};

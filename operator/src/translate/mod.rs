@@ -7,7 +7,7 @@
 mod auth;
 mod builtin;
 mod keys;
-mod routes;
+mod route_table;
 mod services;
 mod tls;
 
@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use route_crds::{LimitsSpec, RouteConfigSpec};
 use route_proxy::Settings;
-use route_proxy::settings::{AuthSettings, Limits};
+use route_proxy::settings::{AuthSettings, ClientLimits, Limits};
 
 /// Secret name -> (data key -> bytes): the Secrets a spec may name (keys, TLS).
 pub type Secrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
@@ -71,7 +71,7 @@ pub fn translate(
     let cache = auth::cache(&spec.cache, &mut errors);
     let keys = keys::key_ring(&spec.keys, secrets, &mut errors);
     let services = services::resolve(&spec.services, &mut errors);
-    let routes = routes::table(spec, &services, &mut errors);
+    let routes = route_table::table(spec, &services, &mut errors);
     let limits = limits(&spec.limits, &mut errors);
     let tls = tls::certified_key(spec.tls.as_ref(), secrets, &mut errors);
     let acme_dir = acme_dir(&spec.acme_challenge_dir, &mut errors);
@@ -133,6 +133,8 @@ fn limits(spec: &LimitsSpec, errors: &mut Errors) -> Limits {
             "spec.limits.headerReadTimeoutSeconds",
             errors,
         ),
+        // The process's own (flags): the publisher puts them into every snapshot.
+        client: ClientLimits::default(),
     }
 }
 

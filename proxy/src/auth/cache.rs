@@ -12,13 +12,13 @@ use jsonwebtoken::Algorithm;
 use moka::Expiry;
 use moka::future::Cache;
 
-use super::target::Target;
+use super::desktop_host::DesktopHost;
 use crate::settings::{Decryption, Settings};
 
 /// A token's verified answer.
 #[derive(Debug)]
 pub struct Resolved {
-    pub target: Target,
+    pub target: DesktopHost,
     /// The token's `exp`, Unix seconds.
     pub exp: u64,
     /// How long the entry may live in the cache (zero: not cached).
@@ -145,7 +145,7 @@ mod tests {
 
     fn resolved(ttl: u64) -> Arc<Resolved> {
         Arc::new(Resolved {
-            target: Target::parse(b"10.0.0.1").unwrap(),
+            target: DesktopHost::parse(b"10.0.0.1").unwrap(),
             exp: u64::MAX,
             ttl: Duration::from_secs(ttl),
             signing_id: 1,

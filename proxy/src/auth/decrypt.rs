@@ -5,8 +5,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use openssl::rsa::Padding;
 
 use super::AuthError;
-use super::keys::DecryptKey;
-use super::target::Target;
+use super::desktop_host::DesktopHost;
+use crate::keys::DecryptKey;
 use crate::settings::{AuthSettings, Decryption};
 
 /// Standard base64 (`+/`), padded or not: pyos pads, some clients strip it.
@@ -17,7 +17,11 @@ const HASH_B64: GeneralPurpose = GeneralPurpose::new(
 
 /// Decrypts `hash` with each trusted payload key until one yields a valid target. Returns the
 /// target and the id of the key that decrypted it.
-pub(crate) fn decrypt_target(hash: &str, auth: &AuthSettings, now: u64) -> Result<(Target, u64), AuthError> {
+pub(crate) fn decrypt_target(
+    hash: &str,
+    auth: &AuthSettings,
+    now: u64,
+) -> Result<(DesktopHost, u64), AuthError> {
     let ciphertext = HASH_B64.decode(hash).map_err(|_| AuthError::Hash)?;
     let mut outcome = Err(AuthError::NoKeys);
     for trusted in auth.keys.payload.iter().filter(|k| k.is_trusted_at(now)) {
@@ -29,7 +33,7 @@ pub(crate) fn decrypt_target(hash: &str, auth: &AuthSettings, now: u64) -> Resul
         // With OpenSSL 3.2+ implicit rejection, a wrong key yields random bytes instead of an
         // error; target validation rejects those, so the loop still moves to the next key.
         match decrypt(key, &ciphertext, auth.decryption) {
-            Some(plain) => match Target::parse(&plain) {
+            Some(plain) => match DesktopHost::parse(&plain) {
                 Ok(target) => return Ok((target, key.id())),
                 Err(err) => outcome = Err(err),
             },

@@ -2,7 +2,7 @@
 
 use http::request::Parts;
 
-use crate::settings::TokenSource;
+use crate::route_table::TokenSource;
 
 /// The first token found in `sources`, then in `fallback`. Empty values count as absent.
 pub fn extract<'a>(parts: &'a Parts, sources: &[TokenSource], fallback: &[TokenSource]) -> Option<&'a str> {

@@ -3,18 +3,17 @@
 
 pub mod cache;
 pub mod decrypt;
+pub mod desktop_host;
 pub mod extract;
 pub mod jwt;
-pub mod keys;
-pub mod mint;
-pub mod target;
 pub mod workers;
 
 use std::sync::{Arc, RwLock};
 
 pub use cache::{Resolved, TokenCache};
-pub use target::Target;
+pub use desktop_host::DesktopHost;
 
+use crate::clock::unix_now;
 use crate::metrics::Metrics;
 use crate::settings::{AuthSettings, Settings};
 
@@ -50,7 +49,7 @@ impl std::fmt::Display for AuthError {
 impl std::error::Error for AuthError {}
 
 impl AuthError {
-    /// The `reason` label of `route_auth_failures_total`.
+    /// The `reason` label of `route_request_failures_total` for a refused token.
     pub fn reason(self) -> &'static str {
         match self {
             Self::Missing => "missing",
@@ -93,16 +92,6 @@ impl AuthError {
             Self::Internal => "internal error",
         }
     }
-
-    /// 503 when the router itself cannot verify (no keys, as the original does when a key
-    /// cannot be loaded), 401 for every fault of the token, 403 for a policy refusal.
-    pub fn status(self) -> http::StatusCode {
-        match self {
-            Self::NoKeys | Self::Busy | Self::Internal => http::StatusCode::SERVICE_UNAVAILABLE,
-            Self::TargetPolicy | Self::PortPolicy => http::StatusCode::FORBIDDEN,
-            _ => http::StatusCode::UNAUTHORIZED,
-        }
-    }
 }
 
 /// Resolves a token without the cache: verify, then decrypt, then check the target policy.
@@ -132,6 +121,8 @@ pub fn resolve_uncached(token: &str, auth: &AuthSettings, now: u64) -> Result<Re
 #[derive(Debug)]
 pub struct Resolver {
     cache: RwLock<TokenCache>,
+    /// One RSA thread per core the process may run on.
+    workers: workers::Workers,
     metrics: Arc<Metrics>,
 }
 
@@ -139,7 +130,12 @@ impl Resolver {
     pub fn new(metrics: Arc<Metrics>) -> Self {
         jwt::install_provider();
         let capacity = crate::settings::CachePolicy::default().max_entries;
-        Self { cache: RwLock::new(TokenCache::new(capacity)), metrics }
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        Self {
+            cache: RwLock::new(TokenCache::new(capacity)),
+            workers: workers::Workers::start(threads),
+            metrics,
+        }
     }
 
     fn cache(&self, settings: &Settings) -> TokenCache {
@@ -164,7 +160,7 @@ impl Resolver {
 
     /// The target of `token` under `settings`.
     pub async fn resolve(&self, token: &str, settings: &Arc<Settings>) -> Result<Arc<Resolved>, AuthError> {
-        let now = mint::unix_now();
+        let now = unix_now();
         let cache = self.cache(settings);
         let key = TokenCache::key(token);
         if let Some(hit) = cache.get(&key).await {
@@ -180,7 +176,7 @@ impl Resolver {
         let resolved = cache
             .get_or_resolve(key, async {
                 did_work.store(true, std::sync::atomic::Ordering::Relaxed);
-                resolve_on_workers(token, settings).await
+                self.resolve_on_workers(token, settings).await
             })
             .await
             .map_err(|err| *err);
@@ -195,21 +191,27 @@ impl Resolver {
             Ok(resolved)
         } else {
             cache.invalidate(&key).await;
-            resolve_on_workers(token, settings).await
+            self.resolve_on_workers(token, settings).await
         }
     }
 }
 
-/// One RSA private operation costs 0.1 to 7 ms: off the event loop, on the bounded worker
-/// threads, so that other clients' cache hits keep flowing.
-async fn resolve_on_workers(token: &str, settings: &Arc<Settings>) -> Result<Arc<Resolved>, AuthError> {
-    let token = token.to_owned();
-    let settings = Arc::clone(settings);
-    workers::Workers::global()
-        .run(move || resolve_uncached(&token, &settings.auth, mint::unix_now()).map(Arc::new))
-        .await
-        .unwrap_or_else(|err| match err {
-            workers::WorkerError::Busy => Err(AuthError::Busy),
-            workers::WorkerError::Lost => Err(AuthError::Internal),
-        })
+impl Resolver {
+    /// One RSA private operation costs 0.1 to 7 ms: off the event loop, on the bounded worker
+    /// threads, so that other clients' cache hits keep flowing.
+    async fn resolve_on_workers(
+        &self,
+        token: &str,
+        settings: &Arc<Settings>,
+    ) -> Result<Arc<Resolved>, AuthError> {
+        let token = token.to_owned();
+        let settings = Arc::clone(settings);
+        self.workers
+            .run(move || resolve_uncached(&token, &settings.auth, unix_now()).map(Arc::new))
+            .await
+            .unwrap_or_else(|err| match err {
+                workers::WorkerError::Busy => Err(AuthError::Busy),
+                workers::WorkerError::Lost => Err(AuthError::Internal),
+            })
+    }
 }

@@ -3,21 +3,18 @@
 //! Not tokio's blocking pool: that one grows to hundreds of threads, and a burst of new tokens
 //! then gets as many runnable threads as it has requests, each with the event loop's share of
 //! the CPU, so every other client's cache hits wait behind them. Here a fixed set of threads
-//! (one per core the process may run on) takes jobs from a bounded queue: a burst of new tokens
-//! queues, the event loop keeps its share of the CPU, and when the queue is full a new token
-//! gets 503 at once instead of an unbounded wait.
+//! takes jobs from a bounded queue: a burst of new tokens queues, the event loop keeps its
+//! share of the CPU, and when the queue is full a new token gets 503 at once instead of an
+//! unbounded wait.
 //!
-//! Answers go back in batches when jobs are short (1024-bit keys, 0.1 ms each) and more are
-//! queued: one wake-up of the event loop for several new tokens instead of one each, which took
-//! `bench/run --only cold` at 1024 bits from about 3,600 to 4,500 new tokens/s (see
-//! [`BATCH_WAIT`]); an answer waits at most half a millisecond for the others.
-//!
-//! The workers run at the event loop's priority. A lower one (nice +5, measured with
-//! `bench/run --only cold`) cost a fifth of the new tokens per second at 1024 bits, every
-//! wake-up of the event loop preempting the RSA thread, and did not improve other clients' p99.
+//! Answers go back in batches when jobs are short (1024-bit keys) and more are queued: one
+//! wake-up of the event loop for several new tokens instead of one each (see [`BATCH_WAIT`]);
+//! an answer waits at most half a millisecond for the others. The workers run at the event
+//! loop's priority. The measurements behind these choices are in docs/performance.md
+//! ("RSA workers").
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, OnceLock, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
@@ -42,13 +39,8 @@ const BATCH_MAX: usize = 32;
 
 /// How much RSA work a worker does before it offers the core to the event loop. Woken by the
 /// network while a worker runs, the event loop may otherwise wait out the worker's time slice
-/// (milliseconds). Measured on one shared core (previous and new build alternated, 4 s runs),
-/// other clients' cache-hit p99 beside a cold load, 2.3-2.4 ms alone:
-/// - 2048 bits: 6.3 ms without yields, 2.6-2.9 ms with them, new tokens/s unchanged (~1,100);
-/// - 1024 bits: 5.6-6.1 ms without, 2.5-2.8 ms every 0.5 ms, at 10% fewer new tokens/s
-///   (4,544-4,677 against 5,012-5,347); every 1 ms: 3.2-3.5 ms at 6% fewer.
-///
-/// Other clients' latency wins: new tokens are a login's, cache hits every request's.
+/// (milliseconds). Other clients' latency wins over new tokens per second: new tokens are a
+/// login's, cache hits every request's (figures: docs/performance.md, "RSA workers").
 const YIELD_EVERY: Duration = Duration::from_micros(500);
 
 /// Why a job did not run.
@@ -73,15 +65,6 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// The process-wide pool, started on first use.
-    pub fn global() -> &'static Self {
-        static POOL: OnceLock<Workers> = OnceLock::new();
-        POOL.get_or_init(|| {
-            let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-            Self::start(threads)
-        })
-    }
-
     /// Starts `threads` workers.
     pub fn start(threads: usize) -> Self {
         let threads = threads.max(1);

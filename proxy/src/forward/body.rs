@@ -1,7 +1,6 @@
 //! Bodies that stream through the proxy, never buffered whole.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,24 +32,6 @@ pub enum BodyError {
     Compress,
     #[error(transparent)]
     Hyper(#[from] hyper::Error),
-}
-
-/// Default longest wait for the next bytes of a request body, as nginx's `client_body_timeout`.
-pub const DEFAULT_CLIENT_BODY_IDLE: Duration = Duration::from_secs(60);
-
-/// The process-wide body idle timeout in milliseconds (set once by the listener's options).
-static CLIENT_BODY_IDLE_MS: AtomicU64 = AtomicU64::new(60_000);
-
-/// Sets how long a request body may stay silent while the proxy waits for it (a slow-body
-/// client is cut, its request answered 408). Process-wide: the listener sets it at start-up.
-pub fn set_client_body_idle_timeout(timeout: Duration) {
-    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
-    CLIENT_BODY_IDLE_MS.store(ms, Ordering::Relaxed);
-}
-
-/// The current body idle timeout.
-pub fn client_body_idle_timeout() -> Duration {
-    Duration::from_millis(CLIENT_BODY_IDLE_MS.load(Ordering::Relaxed))
 }
 
 /// A clock that runs only while a body waits for its next bytes: armed by the first poll that
@@ -98,13 +79,14 @@ pub struct RequestBody {
 }
 
 impl RequestBody {
-    pub fn new(inner: Incoming, limit: Option<u64>, bytes: Counter) -> Self {
+    /// `idle`: the longest silence of the client while the upstream waits for more.
+    pub fn new(inner: Incoming, limit: Option<u64>, idle: Duration, bytes: Counter) -> Self {
         Self {
             inner: Some(inner),
             remaining: limit,
             limit: limit.unwrap_or(u64::MAX),
             bytes,
-            idle: client_body_idle_timeout(),
+            idle,
             timer: IdleTimer::default(),
         }
     }
@@ -116,7 +98,8 @@ impl RequestBody {
             remaining: None,
             limit: u64::MAX,
             bytes,
-            idle: DEFAULT_CLIENT_BODY_IDLE,
+            // Never waited on: it has nothing to come.
+            idle: Duration::ZERO,
             timer: IdleTimer::default(),
         }
     }

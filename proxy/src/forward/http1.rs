@@ -1,12 +1,10 @@
 //! Pooled keep-alive HTTP/1.1 to upstreams, on hyper's connection API.
 //!
-//! Not hyper-util's pooled client: for every response whose body was still to come it spawned
-//! a task to put the connection back once idle, and keyed its pool by a parsed authority; a
-//! hyper proxy on it did 0.87x the requests of one driving hyper's connections itself
-//! (`route-bench plain-proxy` with and without `--direct`, docs/performance.md). Here a
-//! connection goes back to the pool when the response body that used it has ended (the body
-//! holds its [`Lease`]), and a request that a reused connection did not start (it had been
-//! closed by the upstream meanwhile) is sent again on a fresh one.
+//! Not hyper-util's pooled client, which spawns a task per response to put its connection
+//! back (why: docs/performance.md). Here a connection goes back to the pool when the response
+//! body that used it has ended (the body holds its [`Lease`]), and a request that a reused
+//! connection did not start (it had been closed by the upstream meanwhile) is sent again on a
+//! fresh one.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -18,7 +16,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
-use super::{ProxyError, RequestBody, classify, tunnel};
+use super::{ConnectError, ExchangeError, RequestBody, classify, tunnel};
 
 /// How long an idle connection stays pooled.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -32,8 +30,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
 type Key = (Arc<str>, u16);
 
-/// A few upstreams (host, port) a process: foldhash, seeded per process, costs a fraction of
-/// SipHash on the two lookups of every request.
+/// A few upstreams (host, port) a process: a seeded foldhash, cheaper than SipHash on the two
+/// lookups of every request.
 type Hasher = foldhash::fast::RandomState;
 
 struct Idle {
@@ -56,13 +54,13 @@ struct Pool {
 
 /// The upstream connections of every route, pooled by host and port.
 #[derive(Clone, Default)]
-pub struct Upstreams {
+pub struct ConnectionPool {
     pool: Arc<Pool>,
 }
 
-impl std::fmt::Debug for Upstreams {
+impl std::fmt::Debug for ConnectionPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstreams").finish_non_exhaustive()
+        f.debug_struct("ConnectionPool").finish_non_exhaustive()
     }
 }
 
@@ -164,7 +162,7 @@ impl Pool {
     }
 }
 
-impl Upstreams {
+impl ConnectionPool {
     pub fn new() -> Self {
         Self::default()
     }
@@ -176,9 +174,9 @@ impl Upstreams {
         to: Destination<'_>,
         request: http::Request<RequestBody>,
         timeout: Duration,
-    ) -> Result<(http::Response<Incoming>, Lease), ProxyError> {
+    ) -> Result<(http::Response<Incoming>, Lease), ExchangeError> {
         match tokio::time::timeout(timeout, self.exchange(to, request)).await {
-            Err(_) => Err(ProxyError::Timeout),
+            Err(_) => Err(ExchangeError::Timeout),
             Ok(result) => result,
         }
     }
@@ -187,7 +185,7 @@ impl Upstreams {
         &self,
         to: Destination<'_>,
         mut request: http::Request<RequestBody>,
-    ) -> Result<(http::Response<Incoming>, Lease), ProxyError> {
+    ) -> Result<(http::Response<Incoming>, Lease), ExchangeError> {
         let key: Key = (Arc::clone(to.host), to.port);
         self.pool.start_sweeping();
         loop {
@@ -197,11 +195,11 @@ impl Upstreams {
             };
             // A connection can close between the pool and here (a fresh one: during its
             // handshake); a pooled one that did is replaced.
-            if sender.ready().await.is_err() {
+            if let Err(err) = sender.ready().await {
                 if reused {
                     continue;
                 }
-                return Err(ProxyError::Upstream("upstream closed the connection".into()));
+                return Err(ExchangeError::Upstream(err));
             }
             match sender.try_send_request(request).await {
                 Ok(response) => {
@@ -212,7 +210,7 @@ impl Upstreams {
                     // Not started on a reused connection the upstream had closed: a fresh one
                     // gets it (as any client does with keep-alive races).
                     Some(unsent) if reused => request = unsent,
-                    _ => return Err(classify(&err.into_error())),
+                    _ => return Err(classify(err.into_error())),
                 },
             }
         }
@@ -220,12 +218,13 @@ impl Upstreams {
 }
 
 /// A new connection to `to`, its driver spawned on the current runtime.
-async fn connect(to: Destination<'_>) -> Result<SendRequest<RequestBody>, ProxyError> {
-    let stream = tunnel::connect(to.host, to.ip, to.port, to.connect_timeout).await?;
+async fn connect(to: Destination<'_>) -> Result<SendRequest<RequestBody>, ExchangeError> {
+    let stream =
+        tunnel::connect(to.host, to.ip, to.port, to.connect_timeout).await.map_err(ExchangeError::Connect)?;
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|err| ProxyError::Connect(err.to_string()))?;
+        .map_err(|err| ExchangeError::Connect(ConnectError::Handshake(err)))?;
     tokio::spawn(async move {
         if let Err(err) = connection.await {
             tracing::debug!(error = %err, "upstream connection ended");
@@ -253,7 +252,7 @@ mod tests {
                 let _ = closed_tx.send(());
             }
         });
-        let upstreams = Upstreams::new();
+        let upstreams = ConnectionPool::new();
         let host: Arc<str> = Arc::from("127.0.0.1");
         let to = Destination {
             host: &host,

@@ -52,46 +52,41 @@ macro_rules! write_through {
 }
 pub(crate) use write_through;
 
-/// Why a request did not get an upstream response. Each side knows its status.
+/// Why an exchange with an upstream did not give the client the upstream's response. Sources
+/// stay typed: [`crate::outcome::Outcome`] labels, logs and answers them.
 #[derive(Debug, thiserror::Error)]
-pub enum ProxyError {
-    /// Could not connect (refused, unreachable, name not resolved, connect timeout): 502.
-    #[error("upstream connect failed: {0}")]
-    Connect(String),
-    /// No response head within the route's read timeout: 504.
-    #[error("upstream timed out")]
+pub enum ExchangeError {
+    #[error("upstream connect failed")]
+    Connect(#[source] ConnectError),
+    /// No response head within the route's read timeout.
+    #[error("no upstream response head within the read timeout")]
     Timeout,
-    /// The request body passed the route's limit: 413.
+    /// The request body passed the route's limit.
     #[error("request body over the limit of {0} bytes")]
-    TooLarge(u64),
-    /// The client stopped sending its request body before the upstream answered: 408.
-    #[error("client request body idle")]
-    ClientTimeout,
-    /// The upstream broke the exchange (reset, bad response): 502.
-    #[error("upstream failed: {0}")]
-    Upstream(String),
+    BodyTooLarge(u64),
+    /// The client stopped sending its request body before the upstream answered.
+    #[error("client request body idle past {0:?}")]
+    ClientIdle(std::time::Duration),
+    /// The client's connection broke while its request body was read.
+    #[error("client connection broke")]
+    ClientGone(#[source] hyper::Error),
+    /// The upstream broke the exchange (reset, closed, bad response).
+    #[error("upstream exchange failed")]
+    Upstream(#[source] hyper::Error),
+    #[error("invalid upstream path")]
+    Path(#[source] http::uri::InvalidUri),
 }
 
-impl ProxyError {
-    pub fn status(&self) -> http::StatusCode {
-        match self {
-            Self::Connect(_) | Self::Upstream(_) => http::StatusCode::BAD_GATEWAY,
-            Self::Timeout => http::StatusCode::GATEWAY_TIMEOUT,
-            Self::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
-            Self::ClientTimeout => http::StatusCode::REQUEST_TIMEOUT,
-        }
-    }
-
-    /// A short label for logs.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Connect(_) => "connect",
-            Self::Timeout => "timeout",
-            Self::TooLarge(_) => "too_large",
-            Self::ClientTimeout => "client_timeout",
-            Self::Upstream(_) => "upstream",
-        }
-    }
+/// Why a connection to an upstream could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("connect timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    /// Refused, unreachable, or the name did not resolve.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("HTTP/1.1 handshake failed")]
+    Handshake(#[source] hyper::Error),
 }
 
 /// Finds our own body errors inside a client error's source chain.
@@ -106,23 +101,13 @@ fn body_error_in<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a B
     None
 }
 
-/// Flattens an error and its sources into one line for logs.
-fn describe(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
-
-/// What an exchange with an upstream ended with, once connected.
-pub(crate) fn classify(err: &hyper::Error) -> ProxyError {
-    match body_error_in(err) {
-        Some(BodyError::TooLarge(limit)) => ProxyError::TooLarge(*limit),
-        Some(BodyError::ClientIdle(_)) => ProxyError::ClientTimeout,
-        _ => ProxyError::Upstream(describe(err)),
+/// What an exchange with an upstream ended with, once connected: a failure of the request body
+/// (ours, or the client's connection) is the client's; anything else the upstream's.
+pub(crate) fn classify(err: hyper::Error) -> ExchangeError {
+    match body_error_in(&err) {
+        Some(BodyError::TooLarge(limit)) => ExchangeError::BodyTooLarge(*limit),
+        Some(BodyError::ClientIdle(idle)) => ExchangeError::ClientIdle(*idle),
+        Some(BodyError::Hyper(_)) => ExchangeError::ClientGone(err),
+        _ => ExchangeError::Upstream(err),
     }
 }

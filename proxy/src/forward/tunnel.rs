@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{ProxyError, RequestBody};
+use super::{ConnectError, ExchangeError, RequestBody};
 use crate::metrics::Metrics;
 
 /// Connects to `host:port` (a name is resolved now: pods come and go) within `timeout`.
@@ -26,7 +26,7 @@ pub async fn connect(
     ip: Option<std::net::IpAddr>,
     port: u16,
     timeout: Duration,
-) -> Result<TcpStream, ProxyError> {
+) -> Result<TcpStream, ConnectError> {
     // A configured service may be an IP literal, IPv6 in brackets as in a URI.
     let ip = ip.or_else(|| host.trim_start_matches('[').trim_end_matches(']').parse().ok());
     let attempt = async {
@@ -36,8 +36,8 @@ pub async fn connect(
         }
     };
     match tokio::time::timeout(timeout, attempt).await {
-        Err(_) => Err(ProxyError::Connect("connect timed out".into())),
-        Ok(Err(err)) => Err(ProxyError::Connect(err.to_string())),
+        Err(_) => Err(ConnectError::Timeout(timeout)),
+        Ok(Err(err)) => Err(ConnectError::Io(err)),
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
             Ok(stream)
@@ -51,23 +51,22 @@ pub async fn handshake(
     stream: TcpStream,
     request: http::Request<RequestBody>,
     timeout: Duration,
-) -> Result<(http::Response<Incoming>, Option<OnUpgrade>), ProxyError> {
+) -> Result<(http::Response<Incoming>, Option<OnUpgrade>), ExchangeError> {
     let exchange = async {
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ProxyError::Upstream(e.to_string()))?;
+            .map_err(|err| ExchangeError::Connect(ConnectError::Handshake(err)))?;
         tokio::spawn(async move {
             if let Err(err) = connection.with_upgrades().await {
                 tracing::debug!(error = %err, "upstream WebSocket connection ended");
             }
         });
-        let mut response =
-            sender.send_request(request).await.map_err(|e| ProxyError::Upstream(e.to_string()))?;
+        let mut response = sender.send_request(request).await.map_err(ExchangeError::Upstream)?;
         let upgrade = (response.status() == http::StatusCode::SWITCHING_PROTOCOLS)
             .then(|| hyper::upgrade::on(&mut response));
         Ok((response, upgrade))
     };
-    tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(ProxyError::Timeout))
+    tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(ExchangeError::Timeout))
 }
 
 /// Why a tunnel ended.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use route_proxy::routes::{Rewrite, Upstream};
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::TokenSource;
+use route_proxy::route_table::{Backend, Rewrite};
 
 use super::{header, ok, query, spec};
 use crate::test_support::{key_secrets, lookup};
@@ -15,8 +15,8 @@ fn settings(yaml: &str) -> route_proxy::Settings {
 #[test]
 fn override_a_built_in_port_by_ports_or_by_route() {
     let s = settings("ports: {filer: 1000, websockify: 5900}\nroutes: [{name: spawner, desktopPort: 2000}]");
-    let port = |path| match &lookup(&s, path).1.upstream {
-        Upstream::Desktop { port, .. } => *port,
+    let port = |path| match &lookup(&s, path).1.backend {
+        Backend::Desktop { port, .. } => *port,
         other => panic!("{other:?}"),
     };
     assert_eq!(port("/filer"), 1000);
@@ -25,7 +25,7 @@ fn override_a_built_in_port_by_ports_or_by_route() {
     // The other fields of the built-in are kept.
     let (_, spawner) = lookup(&s, "/spawner");
     assert_eq!(spawner.max_body, Some(8 * 1024 * 1024));
-    assert_eq!(spawner.upstream, Upstream::Desktop { port: 2000, sources: vec![header("abcauthorization")] });
+    assert_eq!(spawner.backend, Backend::Desktop { port: 2000, sources: vec![header("abcauthorization")] });
 }
 
 #[test]
@@ -44,7 +44,7 @@ routes:
     );
     let (_, vnc) = lookup(&s, "/vnc/x");
     assert_eq!(&*vnc.name, "websockify");
-    assert_eq!(vnc.upstream, Upstream::Desktop { port: 6081, sources: vec![query("token")] });
+    assert_eq!(vnc.backend, Backend::Desktop { port: 6081, sources: vec![query("token")] });
     assert_eq!(vnc.rewrite, Rewrite::Keep);
     assert_eq!(vnc.idle_timeout, Duration::from_secs(60));
     assert!(vnc.websocket);
@@ -54,7 +54,7 @@ routes:
         (Some(10), Duration::from_secs(5), true)
     );
     let (_, speedtest) = lookup(&s, "/speedtest");
-    assert_eq!(speedtest.upstream, Upstream::Service { host: "website".into(), port: 80 });
+    assert_eq!(speedtest.backend, Backend::Service { host: "website".into(), port: 80 });
     assert_eq!(speedtest.rewrite, Rewrite::StripPrefix);
 }
 
@@ -78,8 +78,8 @@ routes:
     );
     let (_, myapp) = lookup(&s, "/myapp/x");
     assert_eq!(
-        myapp.upstream,
-        Upstream::Desktop {
+        myapp.backend,
+        Backend::Desktop {
             port: 8080,
             sources: vec![header("abcauthorization"), query("jwt_token"), TokenSource::RawQuery]
         }
@@ -93,14 +93,14 @@ routes:
     assert!(myapp.websocket);
     let (prefix, grafana) = lookup(&s, "/grafana/d/1");
     assert_eq!(prefix, "/grafana");
-    assert_eq!(grafana.upstream, Upstream::Service { host: "grafana.monitoring.svc".into(), port: 80 });
+    assert_eq!(grafana.backend, Backend::Service { host: "grafana.monitoring.svc".into(), port: 80 });
     // New routes default: the ABCAuthorization header, the path kept, no body limit.
     let (_, plain) = lookup(&s, "/plain");
-    assert_eq!(plain.upstream, Upstream::Desktop { port: 9000, sources: vec![header("abcauthorization")] });
+    assert_eq!(plain.backend, Backend::Desktop { port: 9000, sources: vec![header("abcauthorization")] });
     assert_eq!((plain.rewrite, plain.max_body, plain.websocket), (Rewrite::Keep, None, false));
     assert_eq!(
-        lookup(&s, "/pods/80").1.upstream,
-        Upstream::Container { sources: vec![header("abcauthorization")] }
+        lookup(&s, "/pods/80").1.backend,
+        Backend::Container { sources: vec![header("abcauthorization")] }
     );
 }
 
@@ -121,9 +121,9 @@ fn disable_routes() {
 #[test]
 fn services_merge_by_name() {
     let s = settings("services: {pyos: {port: 8001}, website: {host: www.example.org, port: 8080}}");
-    assert_eq!(lookup(&s, "/API").1.upstream, Upstream::Service { host: "pyos".into(), port: 8001 });
-    assert_eq!(lookup(&s, "/").1.upstream, Upstream::Service { host: "www.example.org".into(), port: 8080 });
-    assert_eq!(lookup(&s, "/console").1.upstream, Upstream::Service { host: "console".into(), port: 80 });
+    assert_eq!(lookup(&s, "/API").1.backend, Backend::Service { host: "pyos".into(), port: 8001 });
+    assert_eq!(lookup(&s, "/").1.backend, Backend::Service { host: "www.example.org".into(), port: 8080 });
+    assert_eq!(lookup(&s, "/console").1.backend, Backend::Service { host: "console".into(), port: 80 });
     let s = settings(r#"services: {pyos: {host: "[fd00::1]"}}"#);
-    assert_eq!(lookup(&s, "/API").1.upstream, Upstream::Service { host: "fd00::1".into(), port: 8000 });
+    assert_eq!(lookup(&s, "/API").1.backend, Backend::Service { host: "fd00::1".into(), port: 8000 });
 }

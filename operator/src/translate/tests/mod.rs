@@ -10,8 +10,9 @@ use http::HeaderName;
 use jsonwebtoken::Algorithm;
 use route_crds::RouteConfigSpec;
 use route_proxy::Settings;
-use route_proxy::routes::{Rewrite, Upstream};
-use route_proxy::settings::{Decryption, TokenSource};
+use route_proxy::route_table::TokenSource;
+use route_proxy::route_table::{Backend, Rewrite};
+use route_proxy::settings::Decryption;
 
 use super::{Secrets, translate};
 use crate::test_support::{SETS, ctx, key_secrets, lookup};
@@ -79,9 +80,9 @@ fn the_built_in_table_is_contract_section_3() {
     let settings = ok(&RouteConfigSpec::default(), &key_secrets("rsa2048-pkcs8"));
     let abc = || vec![header("abcauthorization")];
     let jwt = || vec![query("jwt_token")];
-    let desktop = |port, sources| Upstream::Desktop { port, sources };
-    let service = |host: &str, port| Upstream::Service { host: host.into(), port };
-    type Row = (&'static str, &'static str, Upstream, Rewrite, Option<u64>, u64, bool, u64);
+    let desktop = |port, sources| Backend::Desktop { port, sources };
+    let service = |host: &str, port| Backend::Service { host: host.into(), port };
+    type Row = (&'static str, &'static str, Backend, Rewrite, Option<u64>, u64, bool, u64);
     let rows: Vec<Row> = vec![
         ("/spawner/x", "spawner", desktop(29786, abc()), Rewrite::Keep, Some(8 * MIB), 60, false, 3600),
         ("/filer", "filer", desktop(29783, abc()), Rewrite::Keep, Some(8 * 1024 * MIB), 60, false, 3600),
@@ -115,7 +116,7 @@ fn the_built_in_table_is_contract_section_3() {
         (
             "/container/t/80/x",
             "container",
-            Upstream::Container { sources: abc() },
+            Backend::Container { sources: abc() },
             Rewrite::Keep,
             None,
             60,
@@ -169,7 +170,7 @@ fn the_built_in_table_is_contract_section_3() {
     for (path, name, upstream, rewrite, max_body, read, websocket, idle) in rows {
         let (_, route) = lookup(&settings, path);
         assert_eq!(&*route.name, name, "{path}");
-        assert_eq!(route.upstream, upstream, "{path}");
+        assert_eq!(route.backend, upstream, "{path}");
         assert_eq!(route.rewrite, rewrite, "{path}");
         assert_eq!(route.max_body, max_body, "{path}");
         assert_eq!(route.read_timeout, Duration::from_secs(read), "{path}");

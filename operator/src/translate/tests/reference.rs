@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 
 use route_crds::{PortsSpec, RouteConfigSpec};
-use route_proxy::routes::{Rewrite, Upstream};
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::TokenSource;
+use route_proxy::route_table::{Backend, Rewrite};
 
 use super::ok;
 use crate::test_support::key_secrets;
@@ -41,8 +41,8 @@ fn render() -> String {
     let settings = ok(&RouteConfigSpec::default(), &key_secrets("rsa2048-pkcs8"));
     // The table is sorted longest prefix first; the reference groups prefixes by route, in the
     // order the routes were declared (the order of contract.md).
-    let mut routes: Vec<(String, Vec<String>, std::sync::Arc<route_proxy::routes::Route>)> = Vec::new();
-    let mut prefixes: Vec<(&str, &std::sync::Arc<route_proxy::routes::Route>)> =
+    let mut routes: Vec<(String, Vec<String>, std::sync::Arc<route_proxy::route_table::Route>)> = Vec::new();
+    let mut prefixes: Vec<(&str, &std::sync::Arc<route_proxy::route_table::Route>)> =
         settings.routes.iter().collect();
     prefixes.reverse();
     for (prefix, route) in prefixes {
@@ -70,16 +70,16 @@ fn render() -> String {
     for (name, mut paths, route) in routes {
         paths.sort();
         let paths: Vec<String> = paths.iter().map(|p| format!("`{p}`")).collect();
-        let (upstream, token) = match &route.upstream {
-            Upstream::Desktop { port, sources: s } => (format!("desktop pod :{port}"), sources(s)),
-            Upstream::Container { sources: s } => (
+        let (upstream, token) = match &route.backend {
+            Backend::Desktop { port, sources: s } => (format!("desktop pod :{port}"), sources(s)),
+            Backend::Container { sources: s } => (
                 "desktop pod, port from the path".to_owned(),
                 format!("the path `/container/<JWT>/<port>/...`, or {}", sources(s)),
             ),
-            Upstream::Service { host, port } => (format!("`{host}:{port}`"), "none".to_owned()),
+            Backend::Service { host, port } => (format!("`{host}:{port}`"), "none".to_owned()),
         };
-        let rewrite = match (&route.upstream, route.rewrite) {
-            (Upstream::Container { .. }, _) => "`/<rest>?<query>` when the token is in the path",
+        let rewrite = match (&route.backend, route.rewrite) {
+            (Backend::Container { .. }, _) => "`/<rest>?<query>` when the token is in the path",
             (_, Rewrite::Keep) => "unchanged",
             (_, Rewrite::Root) => "`/`",
             (_, Rewrite::StripPrefix) => "prefix replaced by `/`",

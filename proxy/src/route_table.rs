@@ -7,14 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::settings::TokenSource;
+use http::HeaderName;
 
 /// One route, shared by every path prefix that leads to it.
 #[derive(Debug)]
 pub struct Route {
     /// Stable name, used as a metric label and in logs.
     pub name: Arc<str>,
-    pub upstream: Upstream,
+    pub backend: Backend,
     pub rewrite: Rewrite,
     /// Largest request body accepted; `None` is unlimited.
     pub max_body: Option<u64>,
@@ -30,7 +30,7 @@ pub struct Route {
 
 /// Where a route sends its requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upstream {
+pub enum Backend {
     /// The desktop pod named by the token, on a fixed port.
     Desktop { port: u16, sources: Vec<TokenSource> },
     /// `/container/<JWT>/<port>/<rest>` (token and port in the path) or `/container/<port>`
@@ -38,6 +38,17 @@ pub enum Upstream {
     Container { sources: Vec<TokenSource> },
     /// A fixed service (pyos, website, console, speedtest, or one a user adds); no token.
     Service { host: Arc<str>, port: u16 },
+}
+
+/// Where a route finds the desktop token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// A request header; a leading `Bearer ` (any case) is stripped.
+    Header(HeaderName),
+    /// A query parameter, e.g. `jwt_token`.
+    Query(String),
+    /// The whole raw query string is the token (`/terminals/<id>?<JWT>`).
+    RawQuery,
 }
 
 /// What path the upstream sees.
@@ -174,7 +185,7 @@ mod tests {
     fn route(name: &str) -> Arc<Route> {
         Arc::new(Route {
             name: name.into(),
-            upstream: Upstream::Service { host: "x".into(), port: 1 },
+            backend: Backend::Service { host: "x".into(), port: 1 },
             rewrite: Rewrite::Keep,
             max_body: None,
             read_timeout: Duration::from_secs(1),

@@ -1,10 +1,11 @@
-//! A request's life, one phase at a time: builtins, route, token, upstream, forward, log.
+//! A request's life, one phase at a time: guard, builtins, route, token, upstream, forward;
+//! every other end goes through [`crate::outcome::respond`].
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use http::request::Parts;
-use http::{Request, Response, StatusCode, Uri, Version};
+use http::{Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::watch;
@@ -12,14 +13,15 @@ use tokio::time::Instant;
 
 use crate::access::AccessRecord;
 use crate::auth::{AuthError, Resolver, extract};
-use crate::builtins::{self, text};
+use crate::builtins;
 use crate::forward::{
-    ProxyError, RequestBody, ResponseBody, compress, headers,
-    http1::{Destination, Upstreams},
+    ExchangeError, RequestBody, ResponseBody, compress, headers,
+    http1::{ConnectionPool, Destination},
     tunnel,
 };
 use crate::metrics::{DOWNSTREAM, DirectionLabel, Metrics, UPSTREAM};
-use crate::routes::{Route, Upstream, parse_container, rewrite_path};
+use crate::outcome::{self, Outcome};
+use crate::route_table::{Backend, Rewrite, Route, parse_container, rewrite_path};
 use crate::settings::Settings;
 
 /// What the listener knows of a client connection.
@@ -30,22 +32,21 @@ pub struct Connection {
     pub scheme: &'static str,
     /// The peer's address as a header value, formatted once for every request it sends.
     pub client_ip: http::HeaderValue,
-    /// The listener's limits on what its requests may look like.
-    pub limits: crate::guard::GuardLimits,
 }
 
 impl Connection {
-    pub fn new(peer: SocketAddr, scheme: &'static str, limits: crate::guard::GuardLimits) -> Self {
-        Self { peer, scheme, client_ip: headers::client_ip_value(peer), limits }
+    pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
+        Self { peer, scheme, client_ip: headers::client_ip_value(peer) }
     }
 }
 
-/// The data plane: every request goes through [`Proxy::handle`].
+/// Handles every request of the public listeners ([`Handler::handle`]), from the settings
+/// snapshot of the moment.
 #[derive(Debug)]
-pub struct Proxy {
+pub struct Handler {
     settings: watch::Receiver<Arc<Settings>>,
     resolver: Resolver,
-    upstreams: Upstreams,
+    pool: ConnectionPool,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
     bytes_up: Counter,
@@ -70,17 +71,7 @@ struct Plan {
     path_and_query: String,
 }
 
-/// An answer given before reaching any upstream.
-struct Refusal {
-    status: StatusCode,
-    /// A label for logs and metrics.
-    reason: &'static str,
-    /// One line for the client.
-    message: &'static str,
-    route: Option<Arc<str>>,
-}
-
-impl Proxy {
+impl Handler {
     pub fn new(
         settings: watch::Receiver<Arc<Settings>>,
         metrics: Arc<Metrics>,
@@ -90,7 +81,7 @@ impl Proxy {
         let bytes_down = metrics.bytes.get_or_create(&DirectionLabel { direction: DOWNSTREAM }).clone();
         Self {
             resolver: Resolver::new(Arc::clone(&metrics)),
-            upstreams: Upstreams::new(),
+            pool: ConnectionPool::new(),
             settings,
             metrics,
             shutdown,
@@ -125,33 +116,20 @@ impl Proxy {
             peer: conn.peer,
             body_error: None,
         };
-        if let Some(refusal) = crate::guard::check(&request, &settings.routes, conn.limits) {
+        let version = request.version();
+        let max_uri_bytes = settings.limits.client.max_uri_bytes;
+        if let Some(violation) = crate::guard::check(&request, &settings.routes, max_uri_bytes) {
             record.route = Arc::clone(&self.labels.guard);
-            tracing::debug!(reason = refusal.reason, path = %record.path(), peer = %conn.peer, "refused before routing");
-            return self.finish(crate::guard::response(&request, refusal), record);
+            return self.end(violation.into(), version, record);
         }
-        if let Some(response) = builtins::answer(self, &settings, request.uri().path()).await {
+        if let Some(answer) = builtins::answer(&settings, request.uri().path()).await {
             record.route = Arc::clone(&self.labels.builtin);
-            return self.finish(response, record);
+            return self.end(Outcome::Builtin(answer), version, record);
         }
         let (parts, body) = request.into_parts();
-        let plan = match self.plan(&parts, &settings).await {
+        let plan = match self.plan(&parts, &settings, &mut record).await {
             Ok(plan) => plan,
-            Err(refusal) => {
-                if let Some(route) = refusal.route {
-                    record.route = route;
-                }
-                tracing::warn!(
-                    reason = refusal.reason,
-                    route = %record.route,
-                    path = %record.path(),
-                    peer = %conn.peer,
-                    status = refusal.status.as_u16(),
-                    "request refused"
-                );
-                let body = format!("{}: {}\n", refusal.status, refusal.message);
-                return self.finish(text(refusal.status, body), record);
-            }
+            Err(outcome) => return self.end(outcome, version, record),
         };
         record.route = Arc::clone(&plan.route.name);
         record.upstream = Some((Arc::clone(&plan.host), plan.port));
@@ -160,7 +138,7 @@ impl Proxy {
         {
             // Refused before the client uploads anything: no 100-continue goes out.
             linger(body);
-            return self.finish(text(StatusCode::PAYLOAD_TOO_LARGE, "413 request body too large\n"), record);
+            return self.end(ExchangeError::BodyTooLarge(limit).into(), version, record);
         }
         let upgrade = headers::websocket_upgrade(&parts.headers)
             .filter(|_| plan.route.websocket && parts.version == Version::HTTP_11);
@@ -170,82 +148,51 @@ impl Proxy {
         };
         match result {
             Ok(response) => self.finish(response, record),
-            Err(err) => {
-                tracing::warn!(
-                    error = %err,
-                    kind = err.kind(),
-                    route = %record.route,
-                    upstream = %record.upstream(),
-                    path = %record.path(),
-                    "upstream request failed"
-                );
-                let status = err.status();
-                let body = format!("{status}\n");
-                self.finish(text(status, body), record)
-            }
+            Err(err) => self.end(err.into(), version, record),
         }
     }
 
-    /// Route, token and target: everything decided before a byte goes upstream.
-    async fn plan(&self, parts: &Parts, settings: &Arc<Settings>) -> Result<Plan, Refusal> {
+    /// Route, token and target: everything decided before a byte goes upstream. The route's
+    /// name goes into `record` as soon as it is known.
+    async fn plan(
+        &self,
+        parts: &Parts,
+        settings: &Arc<Settings>,
+        record: &mut AccessRecord,
+    ) -> Result<Plan, Outcome> {
         let path = parts.uri.path();
         let Some((prefix, route)) = settings.routes.lookup(path) else {
-            return Err(Refusal {
-                status: StatusCode::NOT_FOUND,
-                reason: "no_route",
-                message: "no route",
-                route: None,
-            });
+            return Err(Outcome::NoRoute);
         };
         let route = Arc::clone(route);
-        let refuse = |err: AuthError| {
-            self.metrics
-                .auth_failures
-                .get_or_create(&crate::metrics::ReasonLabel { reason: err.reason() })
-                .inc();
-            Refusal {
-                status: err.status(),
-                reason: err.reason(),
-                message: err.message(),
-                route: Some(Arc::clone(&route.name)),
-            }
-        };
+        record.route = Arc::clone(&route.name);
         let fallback = &settings.auth.fallback_sources;
-        let (token, port, path_and_query) = match &route.upstream {
-            Upstream::Service { host, port } => {
+        let (token, port, path_and_query) = match &route.backend {
+            Backend::Service { host, port } => {
                 let path_and_query = rewrite_path(route.rewrite, prefix, path, parts.uri.query());
                 return Ok(Plan { host: Arc::clone(host), ip: None, port: *port, path_and_query, route });
             }
-            Upstream::Desktop { port, sources } => {
-                let token =
-                    extract::extract(parts, sources, fallback).ok_or_else(|| refuse(AuthError::Missing))?;
+            Backend::Desktop { port, sources } => {
+                let token = extract::extract(parts, sources, fallback).ok_or(AuthError::Missing)?;
                 (token, *port, rewrite_path(route.rewrite, prefix, path, parts.uri.query()))
             }
-            Upstream::Container { sources } => {
-                let Some(container) = parse_container(&path[prefix.len()..]) else {
-                    return Err(Refusal {
-                        status: StatusCode::NOT_FOUND,
-                        reason: "container_path",
-                        message: "expected /container/<token>/<port>/<path> or /container/<port>",
-                        route: Some(Arc::clone(&route.name)),
-                    });
-                };
+            Backend::Container { sources } => {
+                let container = parse_container(&path[prefix.len()..]).ok_or(Outcome::ContainerPath)?;
                 if !settings.auth.targets.allows_container_port(container.port) {
-                    return Err(refuse(AuthError::PortPolicy));
+                    return Err(AuthError::PortPolicy.into());
                 }
                 let token = match container.token {
                     Some(token) => token,
-                    None => extract::extract(parts, sources, fallback)
-                        .ok_or_else(|| refuse(AuthError::Missing))?,
+                    None => extract::extract(parts, sources, fallback).ok_or(AuthError::Missing)?,
                 };
                 let path_and_query = match container.rest {
-                    Some(rest) => rewrite_path(crate::routes::Rewrite::Keep, "", rest, parts.uri.query()),
-                    None => rewrite_path(crate::routes::Rewrite::Keep, prefix, path, parts.uri.query()),
+                    Some(rest) => rewrite_path(Rewrite::Keep, "", rest, parts.uri.query()),
+                    None => rewrite_path(Rewrite::Keep, prefix, path, parts.uri.query()),
                 };
                 (token, container.port, path_and_query)
             }
         };
-        let resolved = self.resolver.resolve(token, settings).await.map_err(refuse)?;
+        let resolved = self.resolver.resolve(token, settings).await?;
         let target = &resolved.target;
         Ok(Plan { host: Arc::clone(target.shared_host()), ip: target.ip(), port, path_and_query, route })
     }
@@ -257,9 +204,8 @@ impl Proxy {
         plan: &Plan,
         conn: &Connection,
         settings: &Settings,
-    ) -> Result<Response<ResponseBody>, ProxyError> {
-        let uri = Uri::try_from(plan.path_and_query.as_str())
-            .map_err(|_| ProxyError::Upstream("invalid upstream path".into()))?;
+    ) -> Result<Response<ResponseBody>, ExchangeError> {
+        let uri = Uri::try_from(plan.path_and_query.as_str()).map_err(ExchangeError::Path)?;
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let gzip_ok = plan.route.compress && compress::accepts_gzip(&parts.headers);
         let method = parts.method.clone();
@@ -279,15 +225,18 @@ impl Proxy {
         }
         parts.uri = uri;
         parts.version = Version::HTTP_11;
-        let request =
-            Request::from_parts(parts, RequestBody::new(body, plan.route.max_body, self.bytes_up.clone()));
+        let idle = settings.limits.client.body_idle_timeout;
+        let request = Request::from_parts(
+            parts,
+            RequestBody::new(body, plan.route.max_body, idle, self.bytes_up.clone()),
+        );
         let to = Destination {
             host: &plan.host,
             ip: plan.ip,
             port: plan.port,
             connect_timeout: settings.limits.connect_timeout,
         };
-        let (response, lease) = self.upstreams.send(to, request, plan.route.read_timeout).await?;
+        let (response, lease) = self.pool.send(to, request, plan.route.read_timeout).await?;
         let (mut head, body) = response.into_parts();
         headers::to_client(&mut head.headers, None);
         let mut body =
@@ -307,11 +256,13 @@ impl Proxy {
         conn: &Connection,
         protocol: http::HeaderValue,
         settings: &Settings,
-    ) -> Result<Response<ResponseBody>, ProxyError> {
+    ) -> Result<Response<ResponseBody>, ExchangeError> {
         let mut request = Request::from_parts(parts, body);
         let client_upgrade = hyper::upgrade::on(&mut request);
         let (mut parts, _) = request.into_parts();
-        let stream = tunnel::connect(&plan.host, plan.ip, plan.port, settings.limits.connect_timeout).await?;
+        let stream = tunnel::connect(&plan.host, plan.ip, plan.port, settings.limits.connect_timeout)
+            .await
+            .map_err(ExchangeError::Connect)?;
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         headers::to_upstream(
             &mut parts.headers,
@@ -320,8 +271,7 @@ impl Proxy {
             client_authority.as_deref(),
             Some(protocol.clone()),
         );
-        parts.uri =
-            plan.path_and_query.parse().map_err(|_| ProxyError::Upstream("invalid upstream path".into()))?;
+        parts.uri = plan.path_and_query.parse().map_err(ExchangeError::Path)?;
         let request = Request::from_parts(parts, RequestBody::empty(self.bytes_up.clone()));
         let (response, upstream_upgrade) =
             tunnel::handshake(stream, request, plan.route.read_timeout).await?;
@@ -345,6 +295,12 @@ impl Proxy {
             tracing::debug!(route = %route, end = ?end, seconds = opened.elapsed().as_secs_f64(), "WebSocket tunnel closed");
         });
         Ok(Response::from_parts(head, ResponseBody::empty()))
+    }
+
+    /// Ends a request with `outcome`: answered, logged and counted in one place.
+    fn end(&self, outcome: Outcome, version: Version, record: AccessRecord) -> Response<ResponseBody> {
+        let response = outcome::respond(outcome, version, &record, &self.metrics);
+        self.finish(response, record)
     }
 
     /// Counts the response, and hands the access line to its body.

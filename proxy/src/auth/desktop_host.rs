@@ -8,12 +8,12 @@ use crate::settings::TargetPolicy;
 
 /// A validated desktop target.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
+pub struct DesktopHost {
     host: Arc<str>,
     ip: Option<IpAddr>,
 }
 
-impl Target {
+impl DesktopHost {
     /// Validates the plaintext of the `hash` claim. pyos sends the pod IP or, with
     /// `desktop.useinternalfqdn`, the pod FQDN: no port, no scheme, no path, no whitespace.
     pub fn parse(plain: &[u8]) -> Result<Self, AuthError> {
@@ -78,11 +78,11 @@ mod tests {
 
     #[test]
     fn accepts_ips_and_names() {
-        assert_eq!(Target::parse(b"10.244.0.17").unwrap().host(), "10.244.0.17");
-        assert_eq!(Target::parse(b"fd00::1").unwrap().host(), "[fd00::1]");
+        assert_eq!(DesktopHost::parse(b"10.244.0.17").unwrap().host(), "10.244.0.17");
+        assert_eq!(DesktopHost::parse(b"fd00::1").unwrap().host(), "[fd00::1]");
         let fqdn = b"anonymous-0a1b2c3d.desktop.abcdesktop.svc.cluster.local";
-        assert_eq!(Target::parse(fqdn).unwrap().host().as_bytes(), fqdn);
-        assert_eq!(Target::parse(b"Pod.NS").unwrap().host(), "pod.ns");
+        assert_eq!(DesktopHost::parse(fqdn).unwrap().host().as_bytes(), fqdn);
+        assert_eq!(DesktopHost::parse(b"Pod.NS").unwrap().host(), "pod.ns");
     }
 
     #[test]
@@ -103,7 +103,7 @@ mod tests {
             b"\xff\xfe",
             b"x.",
         ] {
-            assert!(Target::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(DesktopHost::parse(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
         }
     }
 
@@ -114,10 +114,10 @@ mod tests {
             dns_suffixes: vec![".desktop.abcdesktop.svc.cluster.local".into()],
             container_ports: None,
         };
-        assert!(Target::parse(b"10.244.1.2").unwrap().allowed_by(&policy));
-        assert!(!Target::parse(b"10.245.1.2").unwrap().allowed_by(&policy));
-        assert!(Target::parse(b"p.desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
-        assert!(!Target::parse(b"kube-apiserver.default.svc").unwrap().allowed_by(&policy));
-        assert!(!Target::parse(b"desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
+        assert!(DesktopHost::parse(b"10.244.1.2").unwrap().allowed_by(&policy));
+        assert!(!DesktopHost::parse(b"10.245.1.2").unwrap().allowed_by(&policy));
+        assert!(DesktopHost::parse(b"p.desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
+        assert!(!DesktopHost::parse(b"kube-apiserver.default.svc").unwrap().allowed_by(&policy));
+        assert!(!DesktopHost::parse(b"desktop.abcdesktop.svc.cluster.local").unwrap().allowed_by(&policy));
     }
 }

@@ -1,15 +1,34 @@
 //! Minting desktop tokens and key sets the way pyos and abcdesktop's install scripts do, for
-//! `route token`, `route keys`, `route demo`, the tests and the benchmarks.
+//! `route token`, `route keys`, `route demo`, the tests and the benchmarks. Not part of the
+//! data plane: the proxy only verifies and decrypts.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private, Public};
-use openssl::rsa::{Padding, Rsa};
+use openssl::rsa::{Padding as RsaPadding, Rsa};
 use openssl::sign::Signer;
 
-use crate::Error;
-use crate::settings::Decryption;
+/// Why a key set or a token could not be made. Messages never hold key material.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// OpenSSL refused a key or an operation (its error stack names functions, never bytes).
+    #[error("key: {0}")]
+    Key(#[from] openssl::error::ErrorStack),
+    #[error("cannot mint a token: {0}")]
+    Mint(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// How the target is encrypted into the `hash` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// RSAES-PKCS1-v1_5, what pyos uses by default.
+    Pkcs1v15,
+    OaepSha1,
+    OaepSha256,
+}
 
 /// The file names abcdesktop gives the four PEM files (and the keys of its two Secrets).
 pub const SIGNING_PRIVATE: &str = "abcdesktop_jwt_desktop_signing_private_key.pem";
@@ -45,12 +64,12 @@ impl KeySet {
     /// A fresh key set, as abcdesktop's install scripts make it with `openssl genrsa`.
     pub fn generate(bits: u32, format: PrivateFormat) -> Result<Self, Error> {
         let pair = |_: ()| -> Result<(String, Rsa<Private>), Error> {
-            let rsa = Rsa::generate(bits).map_err(Error::key)?;
+            let rsa = Rsa::generate(bits).map_err(Error::Key)?;
             let pem = match format {
-                PrivateFormat::Pkcs1 => rsa.private_key_to_pem().map_err(Error::key)?,
+                PrivateFormat::Pkcs1 => rsa.private_key_to_pem().map_err(Error::Key)?,
                 PrivateFormat::Pkcs8 => PKey::from_rsa(rsa.clone())
                     .and_then(|k| k.private_key_to_pem_pkcs8())
-                    .map_err(Error::key)?,
+                    .map_err(Error::Key)?,
             };
             Ok((utf8(pem)?, rsa))
         };
@@ -58,10 +77,10 @@ impl KeySet {
         let (payload_private, payload) = pair(())?;
         Ok(Self {
             signing_private,
-            signing_public: utf8(signing.public_key_to_pem().map_err(Error::key)?)?,
+            signing_public: utf8(signing.public_key_to_pem().map_err(Error::Key)?)?,
             payload_private,
             // abcdesktop writes the payload public key with `-RSAPublicKey_out` (PKCS#1).
-            payload_public: utf8(payload.public_key_to_pem_pkcs1().map_err(Error::key)?)?,
+            payload_public: utf8(payload.public_key_to_pem_pkcs1().map_err(Error::Key)?)?,
         })
     }
 
@@ -108,7 +127,7 @@ fn utf8(bytes: Vec<u8>) -> Result<String, Error> {
 pub struct Minter {
     signing: PKey<Private>,
     payload: Rsa<Public>,
-    padding: Decryption,
+    padding: Padding,
     algorithm: jsonwebtoken::Algorithm,
 }
 
@@ -120,16 +139,11 @@ impl std::fmt::Debug for Minter {
 
 impl Minter {
     pub fn new(signing_private_pem: &[u8], payload_public_pem: &[u8]) -> Result<Self, Error> {
-        let signing = PKey::private_key_from_pem(signing_private_pem).map_err(Error::key)?;
+        let signing = PKey::private_key_from_pem(signing_private_pem).map_err(Error::Key)?;
         let payload = Rsa::public_key_from_pem_pkcs1(payload_public_pem)
             .or_else(|_| Rsa::public_key_from_pem(payload_public_pem))
-            .map_err(Error::key)?;
-        Ok(Self {
-            signing,
-            payload,
-            padding: Decryption::Pkcs1v15,
-            algorithm: jsonwebtoken::Algorithm::RS256,
-        })
+            .map_err(Error::Key)?;
+        Ok(Self { signing, payload, padding: Padding::Pkcs1v15, algorithm: jsonwebtoken::Algorithm::RS256 })
     }
 
     pub fn from_key_set(keys: &KeySet) -> Result<Self, Error> {
@@ -137,7 +151,7 @@ impl Minter {
     }
 
     /// Encrypt the target with OAEP instead of PKCS#1 v1.5.
-    pub fn with_padding(mut self, padding: Decryption) -> Self {
+    pub fn with_padding(mut self, padding: Padding) -> Self {
         self.padding = padding;
         self
     }
@@ -152,26 +166,26 @@ impl Minter {
     pub fn encrypt_target(&self, target: &str) -> Result<String, Error> {
         let mut out = vec![0; self.payload.size() as usize];
         let len = match self.padding {
-            Decryption::Pkcs1v15 => self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1),
-            Decryption::OaepSha1 => {
-                self.payload.public_encrypt(target.as_bytes(), &mut out, Padding::PKCS1_OAEP)
+            Padding::Pkcs1v15 => self.payload.public_encrypt(target.as_bytes(), &mut out, RsaPadding::PKCS1),
+            Padding::OaepSha1 => {
+                self.payload.public_encrypt(target.as_bytes(), &mut out, RsaPadding::PKCS1_OAEP)
             }
-            Decryption::OaepSha256 => return self.encrypt_oaep_sha256(target),
+            Padding::OaepSha256 => return self.encrypt_oaep_sha256(target),
         }
-        .map_err(Error::key)?;
+        .map_err(Error::Key)?;
         out.truncate(len);
         Ok(STANDARD.encode(out))
     }
 
     fn encrypt_oaep_sha256(&self, target: &str) -> Result<String, Error> {
-        let pkey = PKey::from_rsa(self.payload.clone()).map_err(Error::key)?;
-        let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&pkey).map_err(Error::key)?;
-        ctx.encrypt_init().map_err(Error::key)?;
-        ctx.set_rsa_padding(Padding::PKCS1_OAEP).map_err(Error::key)?;
-        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).map_err(Error::key)?;
-        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).map_err(Error::key)?;
+        let pkey = PKey::from_rsa(self.payload.clone()).map_err(Error::Key)?;
+        let mut ctx = openssl::pkey_ctx::PkeyCtx::new(&pkey).map_err(Error::Key)?;
+        ctx.encrypt_init().map_err(Error::Key)?;
+        ctx.set_rsa_padding(RsaPadding::PKCS1_OAEP).map_err(Error::Key)?;
+        ctx.set_rsa_oaep_md(openssl::md::Md::sha256()).map_err(Error::Key)?;
+        ctx.set_rsa_mgf1_md(openssl::md::Md::sha256()).map_err(Error::Key)?;
         let mut out = Vec::new();
-        ctx.encrypt_to_vec(target.as_bytes(), &mut out).map_err(Error::key)?;
+        ctx.encrypt_to_vec(target.as_bytes(), &mut out).map_err(Error::Key)?;
         Ok(STANDARD.encode(out))
     }
 
@@ -205,17 +219,17 @@ impl Minter {
             A::PS512 => (MessageDigest::sha512(), true),
             other => return Err(Error::Mint(format!("{other:?} is not an RSA algorithm"))),
         };
-        let mut signer = Signer::new(digest, &self.signing).map_err(Error::key)?;
+        let mut signer = Signer::new(digest, &self.signing).map_err(Error::Key)?;
         if pss {
-            signer.set_rsa_padding(Padding::PKCS1_PSS).map_err(Error::key)?;
-            signer.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH).map_err(Error::key)?;
+            signer.set_rsa_padding(RsaPadding::PKCS1_PSS).map_err(Error::Key)?;
+            signer.set_rsa_pss_saltlen(openssl::sign::RsaPssSaltlen::DIGEST_LENGTH).map_err(Error::Key)?;
         }
-        signer.update(message).map_err(Error::key)?;
-        signer.sign_to_vec().map_err(Error::key)
+        signer.update(message).map_err(Error::Key)?;
+        signer.sign_to_vec().map_err(Error::Key)
     }
 }
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, for `nfb` and `exp`.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use route_crds::{RewriteSpec, RouteConfigSpec, RouteSpec};
-use route_proxy::routes::{Rewrite, Route, RouteTable, Upstream};
-use route_proxy::settings::TokenSource;
+use route_proxy::route_table::TokenSource;
+use route_proxy::route_table::{Backend, Rewrite, Route, RouteTable};
 
 use super::services::{Services, is_name};
 use super::{Errors, auth, builtin, port, seconds_at_least_one};
@@ -255,7 +255,7 @@ fn compile(drafts: Vec<Draft>, services: &Services, errors: &mut Errors) -> Rout
         let Some(upstream) = upstream(draft.target, &draft.name, services, errors) else { continue };
         let route = Arc::new(Route {
             name: Arc::from(draft.name.as_str()),
-            upstream,
+            backend: upstream,
             rewrite: draft.rewrite,
             max_body: draft.max_body,
             read_timeout: draft.read_timeout,
@@ -268,14 +268,14 @@ fn compile(drafts: Vec<Draft>, services: &Services, errors: &mut Errors) -> Rout
     RouteTable::new(entries)
 }
 
-fn upstream(target: Target, name: &str, services: &Services, errors: &mut Errors) -> Option<Upstream> {
+fn upstream(target: Target, name: &str, services: &Services, errors: &mut Errors) -> Option<Backend> {
     match target {
         Target::Desktop { port: value, place, sources } => {
-            port(value, &place, errors).map(|port| Upstream::Desktop { port, sources })
+            port(value, &place, errors).map(|port| Backend::Desktop { port, sources })
         }
-        Target::Container { sources } => Some(Upstream::Container { sources }),
+        Target::Container { sources } => Some(Backend::Container { sources }),
         Target::Service { name: service, place } => match services.get(&service) {
-            Some(Some((host, port))) => Some(Upstream::Service { host: Arc::clone(host), port: *port }),
+            Some(Some((host, port))) => Some(Backend::Service { host: Arc::clone(host), port: *port }),
             // The service's own errors are already reported.
             Some(None) => None,
             None => {
