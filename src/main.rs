@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod logging;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use route_proxy::metrics::Metrics;
 use route_proxy::server::{self, Server, ServerOptions};
 use route_proxy::{Proxy, Settings};
 
-use crate::cli::{Cli, Command, LogFormat, ServeArgs};
+use crate::cli::{Cli, Command, ServeArgs};
 
 /// Exit code of an invalid start-up configuration (EX_USAGE), before any port is bound.
 const EXIT_CONFIG: u8 = 64;
@@ -28,7 +29,8 @@ const POLL: Duration = Duration::from_millis(250);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, cli.log_level.as_deref());
+    // Lives to the end of main, after the runtime: every exit path writes out what is queued.
+    let _logs = logging::init(cli.log_format, cli.log_level.as_deref(), cli.log_queue_lines);
     // ROUTE_WORKERS: async worker threads (default: one per core), for benchmarks that pin
     // the proxy beside a load generator and compare it with nginx at equal worker counts.
     let workers: Option<usize> = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok());
@@ -63,24 +65,6 @@ fn main() -> ExitCode {
             eprintln!("route: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat, level: Option<&str>) {
-    let filter = level
-        .map(tracing_subscriber::EnvFilter::new)
-        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        // Colour only for a person at a terminal: in a pod or a file the escape codes are noise.
-        LogFormat::Text => builder
-            .with_ansi(
-                std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var_os("NO_COLOR").is_none(),
-            )
-            .init(),
     }
 }
 
@@ -215,6 +199,10 @@ impl Running {
         options: ServerOptions,
     ) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
+        let dropped = metrics.log_lines_dropped.clone();
+        logging::export_dropped(move |lines| {
+            dropped.inc_by(lines);
+        });
         let (tx, rx) = Settings::channel();
         let publisher = Publisher::new(tx, Arc::clone(&metrics));
         let loaded = initial.is_some();
