@@ -16,6 +16,10 @@ pub struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info,route::access=warn`); default `RUST_LOG`, then `info`.
     #[arg(long, global = true)]
     pub log_level: Option<String>,
+    /// Log lines that may wait for standard error; past them, lines are dropped (and counted
+    /// in `route_log_lines_dropped_total`) rather than slow a request.
+    #[arg(long, global = true, env = "ROUTE_LOG_QUEUE_LINES", default_value_t = 16 * 1024)]
+    pub log_queue_lines: usize,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]

@@ -3,6 +3,7 @@
 
 mod cli;
 mod demo;
+mod logging;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -20,7 +21,7 @@ use route_proxy::server::{self, Server};
 use route_proxy::settings::ClientLimits;
 use route_proxy::{Handler, Settings};
 
-use crate::cli::{Cli, Command, LogFormat, ServeArgs};
+use crate::cli::{Cli, Command, ServeArgs};
 
 /// Exit code of an invalid start-up configuration (EX_USAGE), before any port is bound.
 const EXIT_CONFIG: u8 = 64;
@@ -29,7 +30,8 @@ const POLL: Duration = Duration::from_millis(250);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.log_format, cli.log_level.as_deref());
+    // Lives to the end of main, after the runtime: every exit path writes out what is queued.
+    let _logs = logging::init(cli.log_format, cli.log_level.as_deref(), cli.log_queue_lines);
     // ROUTE_WORKERS: async worker threads (default: one per core), for benchmarks that pin
     // the proxy beside a load generator and compare it with nginx at equal worker counts.
     let workers: Option<usize> = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok());
@@ -64,24 +66,6 @@ fn main() -> ExitCode {
             eprintln!("route: {err:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logs(format: LogFormat, level: Option<&str>) {
-    let filter = level
-        .map(tracing_subscriber::EnvFilter::new)
-        .or_else(|| tracing_subscriber::EnvFilter::try_from_default_env().ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).init(),
-        // Colour only for a person at a terminal: in a pod or a file the escape codes are noise.
-        LogFormat::Text => builder
-            .with_ansi(
-                std::io::IsTerminal::is_terminal(&std::io::stderr())
-                    && std::env::var_os("NO_COLOR").is_none(),
-            )
-            .init(),
     }
 }
 
@@ -223,6 +207,10 @@ impl Running {
 
     async fn launch(initial: Option<Settings>, listeners: Listeners) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new());
+        let dropped = metrics.log_lines_dropped.clone();
+        logging::export_dropped(move |lines| {
+            dropped.inc_by(lines);
+        });
         let (tx, rx) = Settings::channel_with(listeners.client.clone());
         let publisher = Publisher::new(tx, Arc::clone(&metrics)).with_client_limits(listeners.client);
         let loaded = initial.is_some();

@@ -53,6 +53,14 @@ async fn the_demo_serves_its_printed_request() {
     let mut bare = RawConn::connect(addr).await;
     bare.send(b"GET /spawner/hello HTTP/1.1\r\nHost: demo\r\n\r\n").await;
     let refused = bare.response(STEP).await.expect("an answer");
+    // Log lines are written by a thread of their own: wait for the access line, then stop.
+    let read_logs = || std::fs::read_to_string(logs.path()).unwrap();
+    let logged = |logs: &str| logs.lines().any(|l| l.contains("/spawner/hello") && l.contains("200"));
+    let _ = support::eventually(STEP, "the access line is written", || {
+        let done = logged(&read_logs());
+        async move { done.then_some(()) }
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
 
@@ -62,11 +70,8 @@ async fn the_demo_serves_its_printed_request() {
     assert!(!body.contains(&token), "the desktop saw the token");
     assert_eq!(refused.status, 401);
     // The demo logs like `serve`: an access line for the request, and never the token.
-    let logs = std::fs::read_to_string(logs.path()).unwrap();
-    assert!(
-        logs.lines().any(|l| l.contains("/spawner/hello") && l.contains("200")),
-        "no access line:\n{logs}"
-    );
+    let logs = read_logs();
+    assert!(logged(&logs), "no access line:\n{logs}");
     let signature = token.rsplit('.').next().unwrap();
     assert!(!logs.contains(signature), "the token reached the demo's logs");
 }

@@ -117,6 +117,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections closed at accept, by reason (`total`, `per_ip`).
     pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Log lines dropped because standard error did not keep up (the binary counts them).
+    pub log_lines_dropped: Counter,
     per_route: PerRoute,
 }
 
@@ -193,6 +195,12 @@ impl Metrics {
             "Client connections refused at accept for a connection limit, by reason",
             connections_refused.clone(),
         );
+        let log_lines_dropped = Counter::default();
+        registry.register(
+            "log_lines_dropped",
+            "Log lines dropped because the log output did not keep up",
+            log_lines_dropped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -209,6 +217,7 @@ impl Metrics {
             last_reload_timestamp,
             connections_open,
             connections_refused,
+            log_lines_dropped,
             per_route: PerRoute::default(),
         }
     }

@@ -47,6 +47,7 @@ pub struct Builder {
     tls: bool,
     check_access: bool,
     keys: Option<KeySet>,
+    hold_stderr: bool,
 }
 
 impl Builder {
@@ -92,6 +93,14 @@ impl Builder {
     /// JSON, so it is skipped; the token-leak check reads raw lines and still runs.
     pub fn text_logs(mut self) -> Self {
         self.text_logs = true;
+        self.check_access = false;
+        self
+    }
+
+    /// Leave standard error unread (a stalled log collector) until [`Proxy::read_logs`]; the
+    /// access-line check is skipped (lines are dropped by design).
+    pub fn hold_stderr(mut self) -> Self {
+        self.hold_stderr = true;
         self.check_access = false;
         self
     }
@@ -143,8 +152,13 @@ impl Builder {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut cmd, manifest_path) = self.command(dir.path());
         let mut child = cmd.spawn().expect("spawn route");
-        let stdout = capture(child.stdout.take().expect("stdout"));
-        let logs = capture(child.stderr.take().expect("stderr"));
+        let stdout = capture(child.stdout.take().expect("stdout"), None);
+        let stderr = child.stderr.take().expect("stderr");
+        let (logs, held) = if self.hold_stderr {
+            (Arc::new(Mutex::new(String::new())), Some(stderr))
+        } else {
+            (capture(stderr, None), None)
+        };
         let keys = self.manifest.as_ref().map(|m| m.keys.clone()).or_else(|| self.keys.clone());
         let mut proxy = Proxy {
             child,
@@ -156,6 +170,7 @@ impl Builder {
             keys,
             stdout,
             logs,
+            held,
             secrets: Mutex::new(Vec::new()),
             expected: Mutex::new(Vec::new()),
             client: client::http_client(),
@@ -247,18 +262,45 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
     }
 }
 
-fn capture(pipe: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
+/// Reads `pipe` line by line into a buffer, at most `pace` (bytes, per interval) if given.
+fn capture(pipe: impl std::io::Read + Send + 'static, pace: Option<(usize, Duration)>) -> Arc<Mutex<String>> {
     let buffer = Arc::new(Mutex::new(String::new()));
-    let sink = Arc::clone(&buffer);
+    capture_into(pipe, pace, Arc::clone(&buffer));
+    buffer
+}
+
+fn capture_into(
+    pipe: impl std::io::Read + Send + 'static,
+    pace: Option<(usize, Duration)>,
+    sink: Arc<Mutex<String>>,
+) {
     std::thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
+        let mut reader: Box<dyn std::io::Read> = match pace {
+            Some((bytes, every)) => Box::new(Paced { pipe, bytes, every }),
+            None => Box::new(pipe),
+        };
+        let mut reader = BufReader::with_capacity(pace.map_or(8192, |(bytes, _)| bytes), &mut reader);
         let mut line = Vec::new();
         while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
             sink.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
             line.clear();
         }
     });
-    buffer
+}
+
+/// A slow reader: at most `bytes` per read, one read per `every`.
+struct Paced<R> {
+    pipe: R,
+    bytes: usize,
+    every: Duration,
+}
+
+impl<R: std::io::Read> std::io::Read for Paced<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(self.every);
+        let len = buf.len().min(self.bytes);
+        self.pipe.read(&mut buf[..len])
+    }
 }
 
 /// A running `route serve`.
@@ -272,6 +314,8 @@ pub struct Proxy {
     keys: Option<KeySet>,
     stdout: Arc<Mutex<String>>,
     logs: Arc<Mutex<String>>,
+    /// Standard error while nobody reads it ([`Builder::hold_stderr`]).
+    held: Option<std::process::ChildStderr>,
     secrets: Mutex<Vec<String>>,
     expected: Mutex<Vec<Expected>>,
     client: Client<HttpConnector, Body>,
@@ -292,6 +336,7 @@ impl Proxy {
             tls: false,
             check_access: true,
             keys: None,
+            hold_stderr: false,
         }
     }
 
@@ -398,6 +443,13 @@ impl Proxy {
     pub fn update(&mut self, m: &Manifest) {
         m.write_atomic(self.manifest_path());
         self.keys = Some(m.keys.clone());
+    }
+
+    /// Starts reading a held standard error ([`Builder::hold_stderr`]): at full speed, or at
+    /// most `bytes` every `every`.
+    pub fn read_logs(&mut self, pace: Option<(usize, Duration)>) {
+        let pipe = self.held.take().expect("standard error is not held");
+        capture_into(pipe, pace, Arc::clone(&self.logs));
     }
 
     /// Everything the proxy wrote to stderr so far.
