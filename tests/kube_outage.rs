@@ -130,17 +130,22 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     assert!(sent > 100, "only {sent} requests were sent");
     assert_eq!(failed, 0, "{failed} of {sent} requests failed during the outage");
 
-    // The watchers relisted after the restart (their watches resumed into 410 Gone), still
-    // by name and never denied.
+    // The watchers relisted after the restart, still by name and never denied.
     let listed_after = lists_of(&cluster, SECRETS[0]);
     assert!(listed_after > listed_before, "no list of the Secret after the restart ({listed_before} before)");
     let logs = proxy.logs_redacted();
-    let gone: Vec<&str> = logs
+    // Either a resumed watch met 410 Gone (kube-runtime relists), or the watches failed 3 times
+    // in a row meanwhile (route restarts them from a list; right after a restart the server
+    // also answers 403 until its RBAC cache is filled): which comes first depends on timing.
+    let relisted: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("watch failed") && l.contains("too old resource version"))
+        .filter(|l| {
+            (l.contains("watch failed") && l.contains("too old resource version"))
+                || l.contains("restarting it from a fresh list")
+        })
         .collect();
-    assert!(!gone.is_empty(), "no watch resumed into 410 Gone (Expired): {logs}");
-    eprintln!("resumed watches answered 410 Gone: {}", gone[0]);
+    assert!(!relisted.is_empty(), "no watch met 410 Gone nor was restarted from a list: {logs}");
+    eprintln!("relisted after the restart: {}", relisted[0]);
     assert_requests_name_their_objects(&cluster, &SECRETS);
     Arc::try_unwrap(proxy).ok().unwrap().finish();
 }
