@@ -19,7 +19,10 @@ use route_proxy::auth::mint::{KeySet, PrivateFormat};
 use serde_json::Value;
 use support::fault_proxy::{FaultProxy, Mode};
 use support::kube::{Cluster, mixed, payload_secret, route_config, signing_secret};
-use support::kube_requests::{assert_requests_name_their_objects, route_requests};
+use support::kube_requests::{
+    assert_requests_name_their_objects, assert_requests_name_their_objects_but_during, authorized_since,
+    route_requests,
+};
 use support::{Manifest, Proxy, Req, Upstream, eventually, keys, mint_with, other_keys};
 
 const SHOW: Duration = Duration::from_secs(20);
@@ -91,6 +94,16 @@ fn lists_of(cluster: &Cluster, secret: &str) -> usize {
         .count()
 }
 
+/// An audit timestamp (RFC 3339, microseconds) for now: the last event's, the server being up.
+fn audit_now(plane: &support::control_plane::ControlPlane) -> String {
+    plane
+        .audit()
+        .iter()
+        .rev()
+        .find_map(|e| e["stageTimestamp"].as_str().map(str::to_owned))
+        .expect("an audit event")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_arrives() {
     let test = "an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_arrives";
@@ -113,8 +126,11 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     // the history makes every resumed watch 410 Gone.
     tokio::task::block_in_place(|| plane.compact_etcd());
     let restarted = Instant::now();
+    let restart_from = audit_now(plane);
     tokio::task::block_in_place(|| plane.start_apiserver());
     eprintln!("kube-apiserver back in {:?}", restarted.elapsed());
+    // Ready, but it may refuse route 403 until its RBAC authorizer has read the Roles back.
+    let authorized = authorized_since(&cluster, SECRETS[0]).await;
 
     // The next change arrives: a rotation of the signing key.
     let token_new = proxy.secret(&mint_with(&mixed(other_keys(), keys()), "127.0.0.1", 420));
@@ -146,7 +162,7 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
         .collect();
     assert!(!relisted.is_empty(), "no watch met 410 Gone nor was restarted from a list: {logs}");
     eprintln!("relisted after the restart: {}", relisted[0]);
-    assert_requests_name_their_objects(&cluster, &SECRETS);
+    assert_requests_name_their_objects_but_during(&cluster, &SECRETS, (&restart_from, &authorized));
     Arc::try_unwrap(proxy).ok().unwrap().finish();
 }
 
