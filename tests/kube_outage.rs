@@ -1,8 +1,9 @@
 //! API server outages under `route serve --kube`, with the real processes: kube-apiserver
 //! stopped and restarted mid-traffic (etcd's history compacted meanwhile: the resumed watches
 //! meet a new watch cache and relist), and compaction while running (the watches cut, held
-//! while a Secret changes and the history is compacted, then resumed). No request may fail, and the next change must
-//! still arrive. Each test runs a control plane of its own; they skip, saying so, on a real
+//! while a Secret changes and the history is compacted, then resumed), and the same without the
+//! watch cache for Secrets, where the resumed watch fails on every retry until route relists.
+//! No request may fail, and the next change must still arrive. Each test runs a control plane of its own; they skip, saying so, on a real
 //! cluster. Also the reload latency measurement (ignored: a benchmark).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,7 +19,10 @@ use route_mint::{KeySet, PrivateFormat};
 use serde_json::Value;
 use support::fault_proxy::{FaultProxy, Mode};
 use support::kube::{Cluster, mixed, payload_secret, route_config, signing_secret};
-use support::kube_requests::{assert_requests_name_their_objects, route_requests};
+use support::kube_requests::{
+    assert_requests_name_their_objects, assert_requests_name_their_objects_but_during, authorized_since,
+    route_requests,
+};
 use support::{Manifest, Proxy, Req, Upstream, eventually, keys, mint_with, other_keys};
 
 const SHOW: Duration = Duration::from_secs(20);
@@ -90,6 +94,16 @@ fn lists_of(cluster: &Cluster, secret: &str) -> usize {
         .count()
 }
 
+/// An audit timestamp (RFC 3339, microseconds) for now: the last event's, the server being up.
+fn audit_now(plane: &support::control_plane::ControlPlane) -> String {
+    plane
+        .audit()
+        .iter()
+        .rev()
+        .find_map(|e| e["stageTimestamp"].as_str().map(str::to_owned))
+        .expect("an audit event")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_arrives() {
     let test = "an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_arrives";
@@ -112,8 +126,11 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     // the history makes every resumed watch 410 Gone.
     tokio::task::block_in_place(|| plane.compact_etcd());
     let restarted = Instant::now();
+    let restart_from = audit_now(plane);
     tokio::task::block_in_place(|| plane.start_apiserver());
     eprintln!("kube-apiserver back in {:?}", restarted.elapsed());
+    // Ready, but it may refuse route 403 until its RBAC authorizer has read the Roles back.
+    let authorized = authorized_since(&cluster, SECRETS[0]).await;
 
     // The next change arrives: a rotation of the signing key.
     let token_new = proxy.secret(&mint_with(&mixed(other_keys(), keys()), "127.0.0.1", 420));
@@ -129,18 +146,23 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
     assert!(sent > 100, "only {sent} requests were sent");
     assert_eq!(failed, 0, "{failed} of {sent} requests failed during the outage");
 
-    // The watchers relisted after the restart (their watches resumed into 410 Gone), still
-    // by name and never denied.
+    // The watchers relisted after the restart, still by name and never denied.
     let listed_after = lists_of(&cluster, SECRETS[0]);
     assert!(listed_after > listed_before, "no list of the Secret after the restart ({listed_before} before)");
     let logs = proxy.logs_redacted();
-    let gone: Vec<&str> = logs
+    // Either a resumed watch met 410 Gone (kube-runtime relists), or the watches failed 3 times
+    // in a row meanwhile (route restarts them from a list; right after a restart the server
+    // also answers 403 until its RBAC cache is filled): which comes first depends on timing.
+    let relisted: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("watch failed") && l.contains("too old resource version"))
+        .filter(|l| {
+            (l.contains("watch failed") && l.contains("too old resource version"))
+                || l.contains("restarting it from a fresh list")
+        })
         .collect();
-    assert!(!gone.is_empty(), "no watch resumed into 410 Gone (Expired): {logs}");
-    eprintln!("resumed watches answered 410 Gone: {}", gone[0]);
-    assert_requests_name_their_objects(&cluster, &SECRETS);
+    assert!(!relisted.is_empty(), "no watch met 410 Gone nor was restarted from a list: {logs}");
+    eprintln!("relisted after the restart: {}", relisted[0]);
+    assert_requests_name_their_objects_but_during(&cluster, &SECRETS, (&restart_from, &authorized));
     Arc::try_unwrap(proxy).ok().unwrap().finish();
 }
 
@@ -148,9 +170,7 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
 async fn compaction_while_watching_loses_no_change() {
     let test = "compaction_while_watching_loses_no_change";
     // With the watch cache (the default), a watch resumed from before the compaction is served
-    // from the cache. (Without it, `--watch-cache-sizes=secrets#0`, 1.20 answers such a watch
-    // 500 `etcd event received with PrevKv=nil` on every retry, never 410: kube-runtime's
-    // watcher then never relists. See docs/kubernetes.md.)
+    // from the cache. Without it, see the next test.
     let Some(cluster) = Cluster::start_own(test, &[]).await else { return };
     let plane = cluster.plane().unwrap();
     let faults = FaultProxy::start(plane).await;
@@ -178,6 +198,77 @@ async fn compaction_while_watching_loses_no_change() {
     assert!(held > 0, "no request of route's met the cut");
     assert_requests_name_their_objects(&cluster, &SECRETS);
     proxy.finish();
+}
+
+/// How long a change may take to arrive once the server answers again, when the resumed watches
+/// keep failing: route relists after 3 consecutive failures, backing off 0.8 s doubling (jitter
+/// adding up to as much again) before each retry: under 12 s of waits, then a list.
+const RELIST_BOUND: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_without_the_watch_cache_relists_and_loses_no_change() {
+    let test = "compaction_without_the_watch_cache_relists_and_loses_no_change";
+    // Without the watch cache for Secrets, 1.20 answers a watch resumed at a compacted revision
+    // `500 etcd event received with PrevKv=nil` on every retry, never 410 Gone: kube-runtime's
+    // watcher alone would retry at that revision forever. route restarts it from a list.
+    let Some(cluster) = Cluster::start_own(test, &["--watch-cache-sizes=secrets#0"]).await else { return };
+    let plane = cluster.plane().unwrap();
+    let faults = FaultProxy::start(plane).await;
+    let kubeconfig = cluster.route_kubeconfig.with_extension("via-proxy");
+    faults.write_kubeconfig(&kubeconfig, &cluster.route_token, &cluster.namespace);
+    let _up = configure(&cluster, 600).await;
+    let proxy = Arc::new(cluster.route_builder_with(keys(), &kubeconfig).start().await);
+    ready(&proxy).await;
+    let traffic = Traffic::start(&proxy, &proxy.mint("127.0.0.1"));
+
+    // A first rotation, served, while route's writes (status, Events) are refused: the signing
+    // Secret's watcher resumes from the rotation's revision, and nothing else is written after it.
+    faults.set(Mode::FailWrites(503));
+    let first = proxy.secret(&mint_with(&mixed(other_keys(), keys()), "127.0.0.1", 420));
+    cluster.apply(&signing_secret(other_keys())).await;
+    eventually(SHOW, "the first rotation", || async {
+        (spawner(&proxy, &first).await == StatusCode::OK).then_some(())
+    })
+    .await;
+
+    // route's watches cut and held while the Secret changes again (the one write since) and
+    // etcd's history is compacted up to that change: the resumed watch starts at the compacted
+    // revision, whose event has lost its previous value. Then released.
+    faults.set(Mode::Hang);
+    faults.cut();
+    let next = KeySet::generate(1024, PrivateFormat::Pkcs8).unwrap();
+    let token = proxy.secret(&mint_with(&mixed(&next, keys()), "127.0.0.1", 420));
+    let before = tokio::task::block_in_place(|| plane.etcd_revision());
+    cluster.apply(&signing_secret(&next)).await;
+    let compacted = tokio::task::block_in_place(|| plane.compact_etcd());
+    assert_eq!(compacted, before + 1, "another write than the Secret's between the two");
+    faults.set(Mode::Pass);
+    let released = Instant::now();
+    eventually(RELIST_BOUND, "the rotation made while the watches were cut", || async {
+        (spawner(&proxy, &token).await == StatusCode::OK).then_some(())
+    })
+    .await;
+    let took = released.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (sent, failed) = traffic.stop().await;
+    assert!(sent > 100, "only {sent} requests were sent");
+    assert_eq!(failed, 0, "{failed} of {sent} requests failed meanwhile");
+
+    // The server did answer the resumed watch 500 (the fault this test is about), and route
+    // relisted because of it.
+    let logs = proxy.logs_redacted();
+    let prevkv: Vec<&str> = logs.lines().filter(|l| l.contains("PrevKv=nil")).collect();
+    assert!(!prevkv.is_empty(), "no resumed watch answered `PrevKv=nil`: {logs}");
+    let relisted: Vec<&str> =
+        logs.lines().filter(|l| l.contains("restarting it from a fresh list")).collect();
+    assert!(!relisted.is_empty(), "no watcher restarted from a list: {logs}");
+    eprintln!(
+        "rotation served {took:?} after the release ({} watch failures with PrevKv=nil); {}",
+        prevkv.len(),
+        relisted[0]
+    );
+    assert_requests_name_their_objects(&cluster, &SECRETS);
+    Arc::try_unwrap(proxy).ok().unwrap().finish();
 }
 
 /// Reload latency: from a Secret update (kubectl apply returned) to the first request served

@@ -300,16 +300,7 @@ impl ControlPlane {
     /// Compacts etcd's history up to its current revision: a watch resumed from an older
     /// resourceVersion is then answered 410 Gone. Returns the revision.
     pub fn compact_etcd(&self) -> u64 {
-        let range = http_request(
-            self.etcd_port,
-            "POST",
-            "/v3/kv/range",
-            Some(&json!({"key": STANDARD.encode("\0")})),
-        )
-        .expect("etcd range");
-        let body: Value = serde_json::from_str(&range).unwrap_or_else(|e| panic!("etcd range: {e}: {range}"));
-        let revision: u64 =
-            body["header"]["revision"].as_str().and_then(|r| r.parse().ok()).expect("revision");
+        let revision = self.etcd_revision();
         let out = http_request(
             self.etcd_port,
             "POST",
@@ -319,6 +310,19 @@ impl ControlPlane {
         .expect("etcd compaction");
         assert!(out.contains("header"), "etcd compaction: {out}");
         revision
+    }
+
+    /// etcd's current revision (every write to the server bumps it).
+    pub fn etcd_revision(&self) -> u64 {
+        let range = http_request(
+            self.etcd_port,
+            "POST",
+            "/v3/kv/range",
+            Some(&json!({"key": STANDARD.encode("\0")})),
+        )
+        .expect("etcd range");
+        let body: Value = serde_json::from_str(&range).unwrap_or_else(|e| panic!("etcd range: {e}: {range}"));
+        body["header"]["revision"].as_str().and_then(|r| r.parse().ok()).expect("revision")
     }
 
     /// The audit log's events (`audit.k8s.io/v1` Event objects, one per line).

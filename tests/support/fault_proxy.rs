@@ -1,5 +1,5 @@
 //! A fault-injecting HTTPS proxy between `route` and the real kube-apiserver, for the faults
-//! the server cannot be made to produce: a burst of 500s, requests that hang. It terminates TLS
+//! the server cannot be made to produce: a burst of 500s, requests that hang, writes refused. It terminates TLS
 //! (a certificate of its own, which its kubeconfig trusts), forwards each request on a new TLS
 //! connection to the server, streams the answer back (watches included), and records what it
 //! did. It knows nothing of Kubernetes.
@@ -28,6 +28,8 @@ pub enum Mode {
     Fail(u16),
     /// Answer nothing until the mode changes, then 503.
     Hang,
+    /// Answer this status to every request but a GET: reads, lists and watches pass, writes fail.
+    FailWrites(u16),
 }
 
 /// A request the proxy saw and what it did: (method, path and query, status; 0 for a hang).
@@ -172,7 +174,11 @@ async fn handle(
             let _ = mode.changed().await;
             return Ok(status(503));
         }
-        Mode::Pass => {}
+        Mode::FailWrites(code) if method != "GET" => {
+            record(code);
+            return Ok(status(code));
+        }
+        Mode::FailWrites(_) | Mode::Pass => {}
     }
     let response = async {
         let tcp = TcpStream::connect(target).await.map_err(|e| e.to_string())?;

@@ -2,6 +2,8 @@
 //!
 //! - [`watch`]: a watcher per object, each by name, so RBAC can grant `get`/`list`/`watch` on
 //!   those names alone; the Secret watchers follow the names the RouteConfig gives.
+//! - [`retry`]: the waits between a watcher's retries, and its restart from a list when its
+//!   watch keeps failing.
 //! - [`state`]: what the watchers have seen; translate() runs once everything it needs has been
 //!   listed (a Secret that does not exist is reported by translate()).
 //! - `controller`: every change goes through the same translate() and Publisher as the other
@@ -11,10 +13,11 @@
 //! - [`events`]: Kubernetes Events for loads, rejections, rotations and deletion.
 //!
 //! The proxy never depends on the API server: when it goes away the last settings keep
-//! serving, the watchers retry with backoff and relist after a 410 Gone.
+//! serving, the watchers retry with backoff and relist after a 410 Gone or repeated failures.
 
 mod controller;
 pub mod events;
+mod retry;
 pub mod state;
 pub mod status;
 pub mod watch;

@@ -3,17 +3,16 @@
 //! those names alone (`resourceNames`).
 //!
 //! kube-runtime's watcher lists then watches, resumes from the last resourceVersion after a
-//! dropped connection, relists when the server answers 410 Gone, and with `default_backoff()`
-//! retries failures with exponential backoff (0.8 s doubling to 30 s, with jitter). Each
-//! watcher turns its stream into [`Update`]s of its one object: the first list (and every
-//! relist) gives one update, whether it found the object or not.
+//! dropped connection and relists when the server answers 410 Gone; [`retry`](super::retry)
+//! waits before each retry and starts the watcher over from a list when its watch keeps
+//! failing. Each watcher turns its stream into [`Update`]s of its one object: the first list
+//! (and every relist) gives one update, whether it found the object or not.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
-use kube::runtime::WatchStreamExt as _;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use route_crds::RouteConfig;
@@ -22,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 
+use super::retry::Retry;
 use super::state::{SecretData, Update};
 
 /// Watches the RouteConfig `name` in `namespace`, sending its updates on `tx` until the
@@ -101,10 +101,11 @@ where
     F: Fn(Option<K>) -> Update,
 {
     let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
+    let start = || watcher::watcher(api.clone(), config.clone()).boxed();
+    let mut stream = start();
+    let mut retry = Retry::default();
     // What the list in progress found (the field selector lets at most one object through).
     let mut listed: Option<K> = None;
-    let mut failing = false;
     while let Some(event) = stream.next().await {
         let sent = match event {
             Ok(Event::Init) => {
@@ -116,18 +117,36 @@ where
                 continue;
             }
             Ok(Event::InitDone) => {
-                if failing {
-                    tracing::info!("listed again");
-                    failing = false;
+                if retry.failures() > 0 {
+                    tracing::info!(failures = retry.failures(), "listed again");
                 }
+                retry.succeeded();
                 tx.send(update(listed.take())).await
             }
-            Ok(Event::Apply(object)) => tx.send(update(Some(object))).await,
-            Ok(Event::Delete(_)) => tx.send(update(None)).await,
+            Ok(Event::Apply(object)) => {
+                retry.succeeded();
+                tx.send(update(Some(object))).await
+            }
+            Ok(Event::Delete(_)) => {
+                retry.succeeded();
+                tx.send(update(None)).await
+            }
             Err(err) => {
-                // The stream backs off before its next attempt; the proxy keeps serving.
-                tracing::warn!(error = %err, "watch failed; retrying with backoff");
-                failing = true;
+                // The proxy keeps serving the last settings meanwhile.
+                let next = retry.failed();
+                let wait_ms = u64::try_from(next.wait.as_millis()).unwrap_or(u64::MAX);
+                if next.relist {
+                    tracing::warn!(
+                        error = %err, failures = next.failures, wait_ms,
+                        "watch keeps failing; restarting it from a fresh list"
+                    );
+                } else {
+                    tracing::warn!(error = %err, failures = next.failures, wait_ms, "watch failed; retrying");
+                }
+                tokio::time::sleep(next.wait).await;
+                if next.relist {
+                    stream = start();
+                }
                 continue;
             }
         };
