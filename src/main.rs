@@ -32,17 +32,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Lives to the end of main, after the runtime: every exit path writes out what is queued.
     let _logs = logging::init(cli.log_format, cli.log_level.as_deref(), cli.log_queue_lines);
-    // ROUTE_WORKERS: async worker threads (default: one per core), for benchmarks that pin
-    // the proxy beside a load generator and compare it with nginx at equal worker counts.
-    let workers: Option<usize> = std::env::var("ROUTE_WORKERS").ok().and_then(|w| w.parse().ok());
-    let mut runtime = if workers == Some(1) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    if let Some(workers) = workers.filter(|&w| w > 1) {
-        runtime.worker_threads(workers);
-    }
+    // The control plane (settings sources, publisher, admin listener, signals) is mostly idle:
+    // one current-thread runtime on the main thread. The data plane gets its own runtimes,
+    // one per worker thread ([`Server`]).
+    let mut runtime = tokio::runtime::Builder::new_current_thread();
     let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -176,6 +169,16 @@ pub(crate) struct Listeners {
     pub client: ClientLimits,
 }
 
+/// Data-plane worker runtimes: `ROUTE_WORKERS` when set to a positive number, else one per
+/// core the process may use (`available_parallelism` reads the cgroup's CPU quota too).
+fn worker_count() -> usize {
+    std::env::var("ROUTE_WORKERS")
+        .ok()
+        .and_then(|w| w.parse::<usize>().ok())
+        .filter(|&w| w > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get))
+}
+
 impl From<&ServeArgs> for Listeners {
     fn from(args: &ServeArgs) -> Self {
         Self {
@@ -217,9 +220,10 @@ impl Running {
         if let Some(initial) = initial {
             publisher.publish(initial);
         }
-        let http = server::bind(listeners.http).await?;
+        let workers = worker_count();
+        let http = server::bind_shared(listeners.http, workers)?;
         let https = match listeners.https {
-            Some(addr) => Some(server::bind(addr).await?),
+            Some(addr) => Some(server::bind_shared(addr, workers)?),
             None => None,
         };
         let admin = server::bind(listeners.admin).await?;
@@ -227,16 +231,22 @@ impl Running {
             tracing::warn!("an HTTPS listener is configured but the settings hold no certificate (spec.tls)");
         }
         // Tests and scripts read these lines to learn the ports bound (`--listen 127.0.0.1:0`).
-        let mut lines = format!("listening http {}\n", http.local_addr()?);
+        let mut lines = format!("listening http {}\n", http[0].local_addr()?);
         if let Some(https) = &https {
-            lines.push_str(&format!("listening https {}\n", https.local_addr()?));
+            lines.push_str(&format!("listening https {}\n", https[0].local_addr()?));
         }
         let admin_addr = admin.local_addr()?;
         lines.push_str(&format!("listening admin {admin_addr}\n"));
         print_to_stdout(&lines);
         let (tunnels_stop, tunnels_stopped) = tokio::sync::watch::channel(false);
         let handler = Arc::new(Handler::new(rx.clone(), metrics, tunnels_stopped));
-        let server = Server::new(handler, rx, http, https, admin, tunnels_stop);
+        let mut https = https.map(Vec::into_iter);
+        let sockets = http
+            .into_iter()
+            .map(|http| server::WorkerSockets { http, https: https.as_mut().and_then(Iterator::next) })
+            .collect();
+        let server = Server::new(handler, rx, sockets, admin, tunnels_stop)?;
+        tracing::info!(workers, "serving");
         Ok(Self { publisher, admin: admin_addr, server })
     }
 

@@ -23,6 +23,12 @@ pub struct RouteLabel {
     pub route: Arc<str>,
 }
 
+/// Labels of `route_connections_accepted_total`: the worker runtime that accepted.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabel {
+    pub worker: usize,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: &'static str,
@@ -117,6 +123,8 @@ pub struct Metrics {
     pub connections_open: Gauge,
     /// Connections closed at accept, by reason (`total`, `per_ip`).
     pub connections_refused: Family<ReasonLabel, Counter>,
+    /// Connections accepted, by the worker runtime that accepted them.
+    pub connections_accepted: Family<WorkerLabel, Counter>,
     /// Log lines dropped because standard error did not keep up (the binary counts them).
     pub log_lines_dropped: Counter,
     per_route: PerRoute,
@@ -195,6 +203,12 @@ impl Metrics {
             "Client connections refused at accept for a connection limit, by reason",
             connections_refused.clone(),
         );
+        let connections_accepted = Family::<WorkerLabel, Counter>::default();
+        registry.register(
+            "connections_accepted",
+            "Client connections accepted (limits not yet applied), by worker runtime",
+            connections_accepted.clone(),
+        );
         let log_lines_dropped = Counter::default();
         registry.register(
             "log_lines_dropped",
@@ -217,6 +231,7 @@ impl Metrics {
             last_reload_timestamp,
             connections_open,
             connections_refused,
+            connections_accepted,
             log_lines_dropped,
             per_route: PerRoute::default(),
         }

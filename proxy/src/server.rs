@@ -24,13 +24,13 @@ use hyper_util::server::graceful::GracefulShutdown;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Sleep;
 use tokio_rustls::TlsAcceptor;
 
 use crate::handler::{Connection, Handler};
-use crate::metrics::{Metrics, ReasonLabel};
+use crate::metrics::{Metrics, ReasonLabel, WorkerLabel};
 use crate::settings::{ClientLimits, Settings};
 use crate::{Error, Result};
 
@@ -53,14 +53,51 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener> {
     TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr, source })
 }
 
+/// How many connections wait in each listening socket's accept queue (tokio's own default).
+const BACKLOG: u32 = 1024;
+
+/// Binds `count` listening sockets to `addr` with `SO_REUSEPORT`, one per worker runtime: the
+/// kernel spreads new connections across them. With port 0 the first bind picks the port and
+/// the others join it. Returned as std sockets, since a tokio listener belongs to the runtime
+/// that registered it: each worker registers its own.
+pub fn bind_shared(addr: SocketAddr, count: usize) -> Result<Vec<std::net::TcpListener>> {
+    let failed = |source| Error::Bind { addr, source };
+    let mut bound = addr;
+    let mut listeners = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        let socket =
+            if bound.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(failed)?;
+        socket.set_reuseaddr(true).map_err(failed)?;
+        socket.set_reuseport(true).map_err(failed)?;
+        socket.bind(bound).map_err(failed)?;
+        bound = socket.local_addr().map_err(failed)?;
+        let listener = socket.listen(BACKLOG).map_err(failed)?;
+        listeners.push(listener.into_std().map_err(failed)?);
+    }
+    Ok(listeners)
+}
+
+/// The listening sockets of one worker runtime.
+pub struct WorkerSockets {
+    pub http: std::net::TcpListener,
+    pub https: Option<std::net::TcpListener>,
+}
+
 /// The listeners of one process and what they serve.
+///
+/// The data plane runs one current-thread runtime per worker thread, each accepting on its own
+/// `SO_REUSEPORT` sockets: no task migrates between cores, and the kernel balances
+/// connections. What the workers share is process-wide: the handler (settings, token cache,
+/// upstream pool, metrics) and the connection limiter. The admin listener runs where
+/// [`Server::run`] is awaited (the control plane's runtime), so probes and `/metrics` answer
+/// even when every worker is saturated.
 pub struct Server {
     handler: Arc<Handler>,
     settings: watch::Receiver<Arc<Settings>>,
-    http: TcpListener,
-    https: Option<(TcpListener, TlsAcceptor)>,
+    workers: Vec<(WorkerSockets, tokio::runtime::Runtime)>,
+    tls: Option<TlsAcceptor>,
     admin: TcpListener,
-    /// Turned to true when the drain is over: open tunnels close.
+    /// Turned to true when the drain is over: open tunnels close, and the workers stop.
     tunnels_stop: watch::Sender<bool>,
     limiter: Arc<Limiter>,
 }
@@ -101,74 +138,155 @@ impl Builder {
     }
 }
 
+/// What every worker shares, and how it learns to stop.
+#[derive(Clone)]
+struct Shared {
+    handler: Arc<Handler>,
+    settings: watch::Receiver<Arc<Settings>>,
+    tls: Option<TlsAcceptor>,
+    limiter: Arc<Limiter>,
+    /// True once the process is to stop accepting.
+    stop: watch::Receiver<bool>,
+    /// True once the drain is over on every worker.
+    finished: watch::Receiver<bool>,
+}
+
 impl Server {
-    /// `tunnels_stop` must be the sender of the receiver the handler was built with.
+    /// `tunnels_stop` must be the sender of the receiver the handler was built with. `workers`
+    /// holds one [`WorkerSockets`] per worker runtime (all with an HTTPS socket or none).
     pub fn new(
         handler: Arc<Handler>,
         settings: watch::Receiver<Arc<Settings>>,
-        http: TcpListener,
-        https: Option<TcpListener>,
+        workers: Vec<WorkerSockets>,
         admin: TcpListener,
         tunnels_stop: watch::Sender<bool>,
-    ) -> Self {
-        let https = https.map(|listener| (listener, tls_acceptor(settings.clone())));
+    ) -> Result<Self> {
+        let tls = workers.iter().any(|w| w.https.is_some()).then(|| tls_acceptor(settings.clone()));
         let limiter = Arc::new(Limiter::new(Arc::clone(handler.metrics())));
-        Self { handler, settings, http, https, admin, tunnels_stop, limiter }
+        let workers = workers
+            .into_iter()
+            .map(|sockets| {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+                Ok((sockets, runtime))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { handler, settings, workers, tls, admin, tunnels_stop, limiter })
     }
 
-    /// Serves until `signal` completes, then drains: stops accepting, lets in-flight requests
-    /// finish within the settings' drain deadline, then closes the WebSocket tunnels. The admin
-    /// listener answers until the end.
+    /// Serves until `signal` completes, then drains: every worker stops accepting and lets its
+    /// in-flight requests finish within the settings' drain deadline; once all are done the
+    /// WebSocket tunnels close. The admin listener answers until the end.
     pub async fn run(self, signal: impl Future<Output = ()>) {
-        let Self { handler, settings, http, https, admin, tunnels_stop, limiter } = self;
+        let Self { handler, settings, workers, tls, admin, tunnels_stop, limiter } = self;
         let admin = AbortOnDrop(tokio::spawn(crate::admin::serve(admin, Arc::clone(&handler))));
-        let graceful = GracefulShutdown::new();
-        let mut builder = Builder::new(&settings.borrow());
-        tokio::pin!(signal);
-        loop {
-            tokio::select! {
-                () = &mut signal => break,
-                accepted = http.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let current = Arc::clone(&settings.borrow());
-                        match limiter.acquire(peer.ip(), &current.limits.client) {
-                            Ok(permit) => {
-                                let builder = builder.current(&current).clone();
-                                spawn_plain(stream, peer, permit, &current, &handler, builder, &graceful);
-                            }
-                            Err(reason) => refuse_plain(&stream, peer, reason),
-                        }
-                    }
-                    Err(err) => accept_failed(&err).await,
-                },
-                accepted = accept_tls(https.as_ref()) => match accepted {
-                    Ok((stream, peer, acceptor)) => {
-                        let current = Arc::clone(&settings.borrow());
-                        match limiter.acquire(peer.ip(), &current.limits.client) {
-                            Ok(permit) => {
-                                let builder = builder.current(&current).clone();
-                                let deadline = current.limits.header_read_timeout;
-                                spawn_tls(stream, peer, acceptor, permit, deadline, &handler, builder, &graceful);
-                            }
-                            Err(reason) => tracing::debug!(peer = %peer, reason, "connection refused"),
-                        }
-                    }
-                    Err(err) => accept_failed(&err).await,
-                },
+        let (stop_tx, stop) = watch::channel(false);
+        let (finished_tx, finished) = watch::channel(false);
+        let shared = Shared { handler, settings, tls, limiter, stop, finished };
+        let mut drained = Vec::with_capacity(workers.len());
+        let mut threads = Vec::with_capacity(workers.len());
+        for (worker, (sockets, runtime)) in workers.into_iter().enumerate() {
+            let (done, done_rx) = tokio::sync::oneshot::channel::<()>();
+            let shared = shared.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("route-worker-{worker}"))
+                .spawn(move || runtime.block_on(serve_worker(worker, sockets, shared, done)));
+            match spawned {
+                Ok(thread) => {
+                    threads.push(thread);
+                    drained.push(done_rx);
+                }
+                Err(err) => tracing::error!(worker, error = %err, "cannot start a worker thread"),
             }
         }
-        drop(http);
-        drop(https);
-        let deadline = settings.borrow().limits.drain_timeout;
-        let in_flight = graceful.count();
-        tracing::info!(in_flight, deadline_secs = deadline.as_secs_f64(), "draining");
-        tokio::select! {
-            () = graceful.shutdown() => tracing::info!("drained"),
-            () = tokio::time::sleep(deadline) => tracing::warn!("drain deadline passed, closing what is left"),
+        drop(shared);
+        signal.await;
+        let _ = stop_tx.send(true);
+        // Each worker bounds its own drain by the deadline; a worker that ended early (its
+        // sender dropped) counts as drained too.
+        for done in drained {
+            let _ = done.await;
         }
         let _ = tunnels_stop.send(true);
+        let _ = finished_tx.send(true);
+        let joined = tokio::task::spawn_blocking(move || {
+            for thread in threads {
+                let _ = thread.join();
+            }
+        });
+        let _ = joined.await;
         drop(admin);
     }
+}
+
+/// One worker: accepts on its own sockets until the stop, drains its connections, reports,
+/// then keeps its runtime turning (tunnels and pooled upstream connections the other workers
+/// may still use live here) until every worker is done.
+async fn serve_worker(
+    worker: usize,
+    sockets: WorkerSockets,
+    shared: Shared,
+    done: tokio::sync::oneshot::Sender<()>,
+) {
+    let Shared { handler, settings, tls, limiter, mut stop, mut finished } = shared;
+    let listeners = TcpListener::from_std(sockets.http).and_then(|http| {
+        let https = sockets.https.map(TcpListener::from_std).transpose()?;
+        Ok((http, https.zip(tls)))
+    });
+    let (http, https) = match listeners {
+        Ok(listeners) => listeners,
+        Err(err) => {
+            tracing::error!(worker, error = %err, "cannot register the worker's listeners");
+            return;
+        }
+    };
+    let accepted = handler.metrics().connections_accepted.get_or_create(&WorkerLabel { worker }).clone();
+    let graceful = GracefulShutdown::new();
+    let mut builder = Builder::new(&settings.borrow());
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|&stop| stop) => break,
+            accepted_conn = http.accept() => match accepted_conn {
+                Ok((stream, peer)) => {
+                    accepted.inc();
+                    let current = Arc::clone(&settings.borrow());
+                    match limiter.acquire(peer.ip(), &current.limits.client) {
+                        Ok(permit) => {
+                            let builder = builder.current(&current).clone();
+                            spawn_plain(stream, peer, permit, &current, &handler, builder, &graceful);
+                        }
+                        Err(reason) => refuse_plain(&stream, peer, reason),
+                    }
+                }
+                Err(err) => accept_failed(&err).await,
+            },
+            accepted_conn = accept_tls(https.as_ref()) => match accepted_conn {
+                Ok((stream, peer, acceptor)) => {
+                    accepted.inc();
+                    let current = Arc::clone(&settings.borrow());
+                    match limiter.acquire(peer.ip(), &current.limits.client) {
+                        Ok(permit) => {
+                            let builder = builder.current(&current).clone();
+                            let deadline = current.limits.header_read_timeout;
+                            spawn_tls(stream, peer, acceptor, permit, deadline, &handler, builder, &graceful);
+                        }
+                        Err(reason) => tracing::debug!(peer = %peer, reason, "connection refused"),
+                    }
+                }
+                Err(err) => accept_failed(&err).await,
+            },
+        }
+    }
+    drop(http);
+    drop(https);
+    let deadline = settings.borrow().limits.drain_timeout;
+    let in_flight = graceful.count();
+    tracing::info!(worker, in_flight, deadline_secs = deadline.as_secs_f64(), "draining");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!(worker, "drained"),
+        () = tokio::time::sleep(deadline) => tracing::warn!(worker, "drain deadline passed, closing what is left"),
+    }
+    let _ = done.send(());
+    let _ = finished.wait_for(|&finished| finished).await;
 }
 
 /// Aborts the task when dropped: the admin listener ends with the server.
