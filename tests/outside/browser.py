@@ -151,7 +151,7 @@ def refusals(route: Route) -> tuple[int, list[str]]:
     answered = sum(1 for l in lines if l.get("target") == "route::access"
                    and l.get("route") == "websockify" and l.get("status") == 401)
     reasons = [l.get("reason", "") for l in lines
-               if l.get("message") == "request refused" and l.get("status") == 401]
+               if l.get("message") == "request failed" and l.get("status") == 401]
     return answered, reasons
 
 
