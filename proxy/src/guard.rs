@@ -202,24 +202,10 @@ fn same_route(raw: &str, normalised: &str, routes: &RouteTable) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::route_table::{Backend, Rewrite, Route};
+    use crate::route_table::tests::route;
 
     fn table() -> RouteTable {
-        let route = |name: &str| {
-            Arc::new(Route {
-                name: name.into(),
-                backend: Backend::Service { host: "x".into(), port: 1 },
-                rewrite: Rewrite::Keep,
-                max_body: None,
-                read_timeout: Duration::from_secs(1),
-                websocket: false,
-                idle_timeout: Duration::from_secs(1),
-                compress: false,
-            })
-        };
         let pyos = route("pyos");
         RouteTable::new([
             ("/spawner".to_owned(), route("spawner")),

@@ -179,10 +179,11 @@ fn parse_port(s: &str) -> Result<u16, ()> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn route(name: &str) -> Arc<Route> {
+    /// A plain service route named `name`, for tables built in tests.
+    pub(crate) fn route(name: &str) -> Arc<Route> {
         Arc::new(Route {
             name: name.into(),
             backend: Backend::Service { host: "x".into(), port: 1 },

@@ -8,6 +8,7 @@
 #![allow(dead_code, unused_imports, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod access_log;
+pub mod capture;
 pub mod client;
 pub mod control_plane;
 pub mod desk;

@@ -10,7 +10,6 @@
 //!   redacted: any text may stand where the token was), and the status (matching in
 //!   [`super::access_log`]).
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -25,6 +24,7 @@ use serde_json::Value;
 
 pub use super::access_log::path_matches;
 use super::access_log::{Access, Expected, match_access, needles};
+use super::capture::{capture, capture_into};
 use super::client::{self, Body, Req, Resp};
 use super::eventually;
 use super::manifest::Manifest;
@@ -259,47 +259,6 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
         status: output.status,
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
-/// Reads `pipe` line by line into a buffer, at most `pace` (bytes, per interval) if given.
-fn capture(pipe: impl std::io::Read + Send + 'static, pace: Option<(usize, Duration)>) -> Arc<Mutex<String>> {
-    let buffer = Arc::new(Mutex::new(String::new()));
-    capture_into(pipe, pace, Arc::clone(&buffer));
-    buffer
-}
-
-fn capture_into(
-    pipe: impl std::io::Read + Send + 'static,
-    pace: Option<(usize, Duration)>,
-    sink: Arc<Mutex<String>>,
-) {
-    std::thread::spawn(move || {
-        let mut reader: Box<dyn std::io::Read> = match pace {
-            Some((bytes, every)) => Box::new(Paced { pipe, bytes, every }),
-            None => Box::new(pipe),
-        };
-        let mut reader = BufReader::with_capacity(pace.map_or(8192, |(bytes, _)| bytes), &mut reader);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).is_ok_and(|n| n > 0) {
-            sink.lock().unwrap().push_str(&String::from_utf8_lossy(&line));
-            line.clear();
-        }
-    });
-}
-
-/// A slow reader: at most `bytes` per read, one read per `every`.
-struct Paced<R> {
-    pipe: R,
-    bytes: usize,
-    every: Duration,
-}
-
-impl<R: std::io::Read> std::io::Read for Paced<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        std::thread::sleep(self.every);
-        let len = buf.len().min(self.bytes);
-        self.pipe.read(&mut buf[..len])
     }
 }
 
