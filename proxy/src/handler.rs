@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::access::AccessRecord;
-use crate::auth::{AuthError, Resolver, extract};
+use crate::auth::{AuthError, LastToken, Resolver, extract};
 use crate::builtins;
 use crate::forward::{
     ExchangeError, RequestBody, ResponseBody, compress, headers,
@@ -25,18 +25,20 @@ use crate::route_table::{Backend, Rewrite, Route, parse_container, rewrite_path}
 use crate::settings::Settings;
 
 /// What the listener knows of a client connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Connection {
     pub peer: SocketAddr,
     /// `http` or `https`, for `X-Forwarded-Proto`.
     pub scheme: &'static str,
     /// The peer's address as a header value, formatted once for every request it sends.
     pub client_ip: http::HeaderValue,
+    /// The token it sent last, and its answer.
+    last_token: LastToken,
 }
 
 impl Connection {
     pub fn new(peer: SocketAddr, scheme: &'static str) -> Self {
-        Self { peer, scheme, client_ip: headers::client_ip_value(peer) }
+        Self { peer, scheme, client_ip: headers::client_ip_value(peer), last_token: LastToken::default() }
     }
 }
 
@@ -127,7 +129,7 @@ impl Handler {
             return self.end(Outcome::Builtin(answer), version, record);
         }
         let (parts, body) = request.into_parts();
-        let plan = match self.plan(&parts, &settings, &mut record).await {
+        let plan = match self.plan(&parts, &settings, conn, &mut record).await {
             Ok(plan) => plan,
             Err(outcome) => return self.end(outcome, version, record),
         };
@@ -158,6 +160,7 @@ impl Handler {
         &self,
         parts: &Parts,
         settings: &Arc<Settings>,
+        conn: &Connection,
         record: &mut AccessRecord,
     ) -> Result<Plan, Outcome> {
         let path = parts.uri.path();
@@ -192,7 +195,7 @@ impl Handler {
                 (token, container.port, path_and_query)
             }
         };
-        let resolved = self.resolver.resolve(token, settings).await?;
+        let resolved = self.resolver.resolve_for(token, settings, &conn.last_token).await?;
         let target = &resolved.target;
         Ok(Plan { host: Arc::clone(target.shared_host()), ip: target.ip(), port, path_and_query, route })
     }

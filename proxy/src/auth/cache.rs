@@ -23,6 +23,8 @@ pub struct Resolved {
     pub exp: u64,
     /// How long the entry may live in the cache (zero: not cached).
     pub ttl: Duration,
+    /// When that lifetime ends, Unix seconds.
+    pub cached_until: u64,
     pub(crate) signing_id: u64,
     pub(crate) payload_id: u64,
     pub(crate) algorithm: Algorithm,
@@ -148,6 +150,7 @@ mod tests {
             target: DesktopHost::parse(b"10.0.0.1").unwrap(),
             exp: u64::MAX,
             ttl: Duration::from_secs(ttl),
+            cached_until: u64::MAX,
             signing_id: 1,
             payload_id: 2,
             algorithm: Algorithm::RS256,

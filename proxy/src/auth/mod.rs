@@ -6,12 +6,14 @@ pub mod decrypt;
 pub mod desktop_host;
 pub mod extract;
 pub mod jwt;
+pub mod last_token;
 pub mod workers;
 
 use std::sync::{Arc, RwLock};
 
 pub use cache::{Resolved, TokenCache};
 pub use desktop_host::DesktopHost;
+pub use last_token::LastToken;
 
 use crate::clock::unix_now;
 use crate::metrics::Metrics;
@@ -106,10 +108,12 @@ pub fn resolve_uncached(token: &str, auth: &AuthSettings, now: u64) -> Result<Re
     }
     // exp is > now here, and a float exp is truncated down: the entry never outlives the token.
     let exp = verified.claims.exp as u64;
+    let ttl = cache::ttl_for(exp, now, auth.cache.ttl_cap);
     Ok(Resolved {
         target,
         exp,
-        ttl: cache::ttl_for(exp, now, auth.cache.ttl_cap),
+        ttl,
+        cached_until: now.saturating_add(ttl.as_secs()),
         signing_id: verified.signing_id,
         payload_id,
         algorithm: verified.algorithm,
@@ -156,6 +160,26 @@ impl Resolver {
     pub async fn cached_entries(&self) -> u64 {
         let cache = self.cache.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         cache.entry_count().await
+    }
+
+    /// The target of `token` under `settings`, for a client connection that may have sent it
+    /// before (`last`).
+    pub async fn resolve_for(
+        &self,
+        token: &str,
+        settings: &Arc<Settings>,
+        last: &LastToken,
+    ) -> Result<Arc<Resolved>, AuthError> {
+        let now = unix_now();
+        if let Some(hit) = last.get(token, now)
+            && hit.still_valid(settings, now)
+        {
+            self.metrics.cache_hits.inc();
+            return Ok(hit);
+        }
+        let resolved = self.resolve(token, settings).await?;
+        last.set(token, &resolved);
+        Ok(resolved)
     }
 
     /// The target of `token` under `settings`.

@@ -1,57 +1,5 @@
-//! One access line per request, written when the response body is done. Tokens never appear:
-//! the logged path and query are redacted first.
-
-use std::net::SocketAddr;
-use std::sync::Arc;
-
-use tokio::time::Instant;
-
-/// What the access line says of a request. It holds the request's URI as received (a cheap
-/// reference-counted clone) and redacts it only when a line is written.
-#[derive(Debug)]
-pub struct AccessRecord {
-    pub method: http::Method,
-    pub uri: http::Uri,
-    pub route: Arc<str>,
-    pub status: u16,
-    pub started: Instant,
-    /// The upstream host and port, when one was chosen.
-    pub upstream: Option<(Arc<str>, u16)>,
-    pub peer: SocketAddr,
-    pub body_error: Option<String>,
-}
-
-impl AccessRecord {
-    /// The path and query for a log line, tokens redacted.
-    pub fn path(&self) -> String {
-        redact(self.uri.path(), self.uri.query())
-    }
-
-    /// `host:port` of the upstream, or `-`.
-    pub fn upstream(&self) -> String {
-        self.upstream.as_ref().map_or_else(|| "-".to_owned(), |(host, port)| format!("{host}:{port}"))
-    }
-
-    pub fn write(&self, bytes: u64) {
-        if !tracing::enabled!(target: "route::access", tracing::Level::INFO) {
-            return;
-        }
-        let duration_ms = self.started.elapsed().as_secs_f64() * 1000.0;
-        tracing::info!(
-            target: "route::access",
-            method = %self.method,
-            path = %self.path(),
-            route = %self.route,
-            status = self.status,
-            duration_ms,
-            bytes,
-            upstream = %self.upstream(),
-            peer = %self.peer,
-            body_error = self.body_error.as_deref(),
-            "request"
-        );
-    }
-}
+//! Tokens out of logged paths: every part of a path or query that may be a token is replaced
+//! before a line is written.
 
 const REDACTED: &str = "<redacted>";
 
@@ -60,6 +8,12 @@ const REDACTED: &str = "<redacted>";
 /// without `=` (the raw query a `/terminals/<id>?<JWT>` carries, whatever its shape).
 pub fn redact(path: &str, query: Option<&str>) -> String {
     let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    redact_into(&mut out, path, query);
+    out
+}
+
+/// [`redact`], appended to `out`.
+pub fn redact_into(out: &mut String, path: &str, query: Option<&str>) {
     for (i, segment) in path.split('/').enumerate() {
         if i > 0 {
             out.push('/');
@@ -87,7 +41,6 @@ pub fn redact(path: &str, query: Option<&str>) -> String {
             }
         }
     }
-    out
 }
 
 /// A compact JWS has two dots; JWT headers are JSON objects, so base64url starts `eyJ`. Either
