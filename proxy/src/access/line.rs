@@ -3,6 +3,7 @@
 
 use std::cell::RefCell;
 use std::io::Write as _;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::AccessRecord;
@@ -69,7 +70,7 @@ fn text(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
     line.extend_from_slice(b" upstream=");
     upstream(line, record);
     line.extend_from_slice(b" peer=");
-    let _ = write!(line, "{}", record.peer);
+    peer(line, record.peer);
     if let Some(error) = &record.body_error {
         let _ = write!(line, " body_error={error:?}");
     }
@@ -96,7 +97,7 @@ fn json(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
     line.extend_from_slice(b",\"upstream\":\"");
     upstream(line, record);
     line.extend_from_slice(b"\",\"peer\":\"");
-    let _ = write!(line, "{}", record.peer);
+    peer(line, record.peer);
     line.push(b'"');
     if let Some(error) = &record.body_error {
         line.extend_from_slice(b",\"body_error\":");
@@ -129,6 +130,25 @@ fn upstream(line: &mut Vec<u8>, record: &AccessRecord) {
             number(line, u64::from(*port));
         }
         None => line.push(b'-'),
+    }
+}
+
+/// `ip:port`: an IPv4 peer without `fmt` (its `Display` was a third of a line's cost).
+fn peer(line: &mut Vec<u8>, peer: SocketAddr) {
+    match peer {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    line.push(b'.');
+                }
+                number(line, u64::from(octet));
+            }
+            line.push(b':');
+            number(line, u64::from(v4.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(line, "{peer}");
+        }
     }
 }
 
@@ -244,8 +264,9 @@ mod tests {
         );
         let mut failed = record(Some("reset"));
         failed.upstream = None;
+        failed.peer = "[2001:db8::1]:443".parse().unwrap();
         let text = line(LineFormat::Text, &failed);
-        assert!(text.ends_with(" upstream=- peer=127.0.0.1:5555 body_error=\"reset\"\n"), "{text}");
+        assert!(text.ends_with(" upstream=- peer=[2001:db8::1]:443 body_error=\"reset\"\n"), "{text}");
     }
 
     #[test]
