@@ -151,6 +151,35 @@ async fn an_upstream_restart_under_pooled_connections_loses_no_request() {
     proxy.finish();
 }
 
+/// An upstream that closes a kept-alive connection just as route reuses it (its keep-alive
+/// timeout fired): a bodiless GET lost that way is sent again on a fresh connection and the
+/// client never sees the race; a POST with a body is not sent twice and gets 502.
+#[tokio::test]
+async fn a_get_lost_by_a_reused_connection_is_sent_again_and_a_post_is_not() {
+    let faulty = Faulty::start(Fault::ResetReused).await;
+    let proxy = proxy_for(&faulty).await;
+    let token = proxy.mint("127.0.0.1");
+    for i in 0..4 {
+        // Idle long enough for route to keep a copy (a connection in steady use gets none).
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let (outcome, _) = timed(&proxy, &token, &format!("get{i}")).await;
+        let resp = outcome.expect("an answer");
+        assert_eq!(resp.status, StatusCode::OK, "GET {i} on a reused connection: {}", resp.text());
+    }
+    let heads = faulty.heads();
+    for i in 1..4 {
+        let sent = heads.iter().filter(|h| h.starts_with(&format!("GET /spawner/get{i} "))).count();
+        assert_eq!(sent, 2, "GET {i}: once on the reused connection, once on a fresh one: {heads:?}");
+    }
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let post = proxy.try_send(Req::post("/spawner/post", "body").abc(&token).timeout(STEP)).await;
+    assert_eq!(post.expect("an answer").status, StatusCode::BAD_GATEWAY);
+    let posted = faulty.heads().iter().filter(|h| h.starts_with("POST /spawner/post ")).count();
+    assert_eq!(posted, 1, "a POST was sent twice");
+    no_panic(&proxy);
+    proxy.finish();
+}
+
 /// An upstream that drops a WebSocket without a close frame: the client's side ends at once,
 /// the open-tunnel gauge returns to 0, and the next handshake is served.
 #[tokio::test]

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use http::StatusCode;
 use serde_json::json;
-use support::{Manifest, Proxy, Req, Upstream, eventually, keys, metric, metric_sum, other_keys};
+use support::raw::RawConn;
+use support::{Manifest, Proxy, Req, STEP, Upstream, eventually, keys, metric, metric_sum, other_keys};
 
 const RELOAD: Duration = Duration::from_secs(5);
 
@@ -193,6 +194,38 @@ async fn a_grace_of_zero_revokes_at_once() {
         spawner_reaches(&proxy, &before).await,
         Err(StatusCode::UNAUTHORIZED),
         "a cached old token survived"
+    );
+    proxy.finish();
+}
+
+/// A keep-alive connection remembers the token it sent last and its answer; the remembered
+/// answer still goes with the key: revoked, the next request on that same connection is refused.
+#[tokio::test]
+async fn a_kept_alive_connection_loses_its_token_with_the_key() {
+    let up = Upstream::start("spawner").await;
+    let old = Manifest::new(keys()).port("spawner", up.port()).grace_seconds(0);
+    let mut proxy = Proxy::start(&old).await;
+    let token = proxy.mint("127.0.0.1");
+    let request = format!("GET /spawner HTTP/1.1\r\nHost: route\r\nABCAuthorization: Bearer {token}\r\n\r\n");
+    let mut conn = RawConn::connect(proxy.addr()).await;
+    for _ in 0..3 {
+        conn.send(request.as_bytes()).await;
+        assert_eq!(conn.response(STEP).await.expect("an answer").status, 200);
+    }
+    let hits = metric(&proxy.metrics().await, "route_token_cache_hits_total").unwrap_or(0.0);
+    assert!(hits >= 2.0, "repeats on one connection are cache hits ({hits})");
+
+    proxy.update(&old.clone().keys(other_keys()));
+    let new = proxy.secret(&support::mint_with(other_keys(), "127.0.0.1", 420));
+    eventually(RELOAD, "a token of the new keys works", || async {
+        spawner_reaches(&proxy, &new).await.is_ok().then_some(())
+    })
+    .await;
+    conn.send(request.as_bytes()).await;
+    assert_eq!(
+        conn.response(STEP).await.expect("an answer").status,
+        401,
+        "the connection's remembered token outlived its key"
     );
     proxy.finish();
 }

@@ -18,6 +18,9 @@ pub enum Fault {
     Healthy,
     /// Reset (RST) as soon as the request head is read.
     ResetBeforeHead,
+    /// Answer the first request of a connection (keep-alive), reset at the next: a server
+    /// whose keep-alive timeout fires just as a reused connection brings a request.
+    ResetReused,
     /// A 200 head announcing 100000 bytes, 1000 of them, then a reset.
     ResetMidBody,
     /// Read the head, never answer.
@@ -142,13 +145,16 @@ fn reset(stream: TcpStream) {
 
 async fn connection(shared: Arc<Shared>, mut stream: TcpStream) {
     let mut buf = Vec::new();
+    let mut answered = 0;
     while let Some(head) = read_head(&mut stream, &mut buf).await {
         let line = head.lines().next().unwrap_or("").to_owned();
         shared.heads.lock().unwrap().push(line);
         let fault = *shared.fault.lock().unwrap();
         // Request bodies are not expected here (GETs only).
         match fault {
-            Fault::Healthy => {
+            Fault::ResetReused if answered > 0 => return reset(stream),
+            Fault::Healthy | Fault::ResetReused => {
+                answered += 1;
                 let answer = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok";
                 if stream.write_all(answer).await.is_err() {
                     return;

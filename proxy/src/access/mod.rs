@@ -34,10 +34,13 @@ pub struct AccessRecord {
     pub body_error: Option<String>,
 }
 
+/// Takes one formatted line.
+type WriteLine = Box<dyn Fn(&[u8]) + Send + Sync>;
+
 /// Where formatted lines go, and in which layout.
 struct Sink {
     format: LineFormat,
-    write: Box<dyn Fn(&[u8]) + Send + Sync>,
+    write: WriteLine,
 }
 
 static SINK: OnceLock<Sink> = OnceLock::new();

@@ -8,10 +8,13 @@ use std::sync::{Arc, Mutex};
 
 use super::Resolved;
 
+/// The token's bytes and their answer.
+type Remembered = (Box<[u8]>, Arc<Resolved>);
+
 /// One per client connection. Holds a token only while its connection lives.
 #[derive(Default)]
 pub struct LastToken {
-    slot: Mutex<Option<(Box<[u8]>, Arc<Resolved>)>>,
+    slot: Mutex<Option<Remembered>>,
 }
 
 impl std::fmt::Debug for LastToken {

@@ -104,6 +104,12 @@ impl RequestBody {
         }
     }
 
+    /// A body with nothing in it, counted where this one is: what a bodiless request is sent
+    /// again with.
+    pub(crate) fn emptied(&self) -> Self {
+        Self::empty(self.bytes.clone())
+    }
+
     /// Pending from the client: starts the idle clock on the first such poll, and fails the
     /// body once it has run out.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {

@@ -4,7 +4,10 @@
 //! back (why: docs/performance.md). Here a connection goes back to the pool when the response
 //! body that used it has ended (the body holds its [`Lease`]), and a request that a reused
 //! connection did not start (it had been closed by the upstream meanwhile) is sent again on a
-//! fresh one.
+//! fresh one. So is a bodiless idempotent request that a reused connection lost before any
+//! answer: an upstream closes an idle connection when its keep-alive timeout fires (5 s in
+//! Node and uvicorn, 75 s in nginx), and one that fires just as route reuses the connection
+//! resets the request in flight. nginx retries those too.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -28,6 +31,10 @@ const MAX_IDLE_PER_UPSTREAM: usize = 256;
 /// connection holds a descriptor here and a slot on the upstream.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(15);
 
+/// How long a pooled connection must have been idle for a request on it to be kept for a
+/// replay: upstreams' keep-alive timeouts are whole seconds.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_millis(100);
+
 type Key = (Arc<str>, u16);
 
 /// A few upstreams (host, port) a process: a seeded foldhash, cheaper than SipHash on the two
@@ -40,8 +47,8 @@ struct Idle {
 }
 
 impl Idle {
-    fn usable(&self) -> bool {
-        !self.sender.is_closed() && self.since.elapsed() < IDLE_TIMEOUT
+    fn usable(&self, now: Instant) -> bool {
+        !self.sender.is_closed() && now.saturating_duration_since(self.since) < IDLE_TIMEOUT
     }
 }
 
@@ -102,7 +109,9 @@ impl Lease {
 }
 
 impl Pool {
-    fn take(&self, key: &Key) -> Option<SendRequest<RequestBody>> {
+    /// A pooled connection to `key`, and how long it was idle.
+    fn take(&self, key: &Key) -> Option<(SendRequest<RequestBody>, Duration)> {
+        let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let list = idle.get_mut(key)?;
         // The most recently used ready one: its connection is the likeliest to be warm. One
@@ -111,8 +120,9 @@ impl Pool {
         // dead and stale ones are left to the sweeper.
         let found = list
             .iter()
-            .rposition(|entry| entry.usable() && entry.sender.is_ready())
-            .map(|i| list.remove(i).sender);
+            .rposition(|entry| entry.usable(now) && entry.sender.is_ready())
+            .map(|i| list.remove(i))
+            .map(|entry| (entry.sender, now.saturating_duration_since(entry.since)));
         if list.is_empty() {
             idle.remove(key);
         }
@@ -133,8 +143,9 @@ impl Pool {
     /// go; their entries would otherwise stay).
     fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = Instant::now();
         idle.retain(|_, list| {
-            list.retain(Idle::usable);
+            list.retain(|entry| entry.usable(now));
             !list.is_empty()
         });
     }
@@ -189,10 +200,11 @@ impl ConnectionPool {
         let key: Key = (Arc::clone(to.host), to.port);
         self.pool.start_sweeping();
         loop {
-            let (mut sender, reused) = match self.pool.take(&key) {
-                Some(sender) => (sender, true),
-                None => (connect(to).await?, false),
+            let (mut sender, idle_for) = match self.pool.take(&key) {
+                Some((sender, idle_for)) => (sender, Some(idle_for)),
+                None => (connect(to).await?, None),
             };
+            let reused = idle_for.is_some();
             // A connection can close between the pool and here (a fresh one: during its
             // handshake); a pooled one that did is replaced.
             if let Err(err) = sender.ready().await {
@@ -201,20 +213,46 @@ impl ConnectionPool {
                 }
                 return Err(ExchangeError::Upstream(err));
             }
+            // Only a connection idle for a while can meet its upstream's keep-alive timeout;
+            // one in steady use costs no copy.
+            let replay = idle_for.filter(|idle| *idle >= REPLAY_AFTER_IDLE).and_then(|_| replay_of(&request));
             match sender.try_send_request(request).await {
                 Ok(response) => {
                     let lease = Lease { sender: Some(sender), key, pool: Arc::clone(&self.pool) };
                     return Ok((response, lease));
                 }
-                Err(mut err) => match err.take_message() {
+                Err(mut err) => match (err.take_message(), replay) {
                     // Not started on a reused connection the upstream had closed: a fresh one
                     // gets it (as any client does with keep-alive races).
-                    Some(unsent) if reused => request = unsent,
+                    (Some(unsent), _) if reused => request = unsent,
+                    (None, Some(replay)) => {
+                        tracing::debug!(error = %err.error(), upstream = %key.0, port = key.1, "a reused upstream connection lost a request; sending it again");
+                        request = replay;
+                    }
                     _ => return Err(classify(err.into_error())),
                 },
             }
         }
     }
+}
+
+/// A copy of `request` to send again if a reused connection loses it: only an idempotent one
+/// without a body (RFC 9110, 9.2.2), which the upstream may see twice without harm.
+fn replay_of(request: &http::Request<RequestBody>) -> Option<http::Request<RequestBody>> {
+    use http::Method;
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !http_body::Body::is_end_stream(request.body()) {
+        return None;
+    }
+    let mut copy = http::Request::new(request.body().emptied());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 /// A new connection to `to`, its driver spawned on the current runtime.
