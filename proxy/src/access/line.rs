@@ -52,27 +52,60 @@ pub(super) fn with_line(
     });
 }
 
+/// One field's value, written as each layout wants it.
+enum Value<'a> {
+    Text(&'a str),
+    Number(u64),
+    Millis(Duration),
+    /// `host:port` of the upstream, or `-`: a validated name or address, nothing to escape.
+    Upstream(Option<&'a (std::sync::Arc<str>, u16)>),
+    Peer(SocketAddr),
+    /// Written only when there is one.
+    Error(Option<&'a str>),
+}
+
+/// The fields of an access line, in the order both layouts write them.
+fn fields<'a>(
+    record: &'a AccessRecord,
+    path: &'a str,
+    elapsed: Duration,
+    bytes: u64,
+) -> [(&'static str, Value<'a>); 9] {
+    [
+        ("method", Value::Text(record.method.as_str())),
+        ("path", Value::Text(path)),
+        ("route", Value::Text(&record.route)),
+        ("status", Value::Number(u64::from(record.status))),
+        ("duration_ms", Value::Millis(elapsed)),
+        ("bytes", Value::Number(bytes)),
+        ("upstream", Value::Upstream(record.upstream.as_ref())),
+        ("peer", Value::Peer(record.peer)),
+        ("body_error", Value::Error(record.body_error.as_deref())),
+    ]
+}
+
 /// `2026-12-06T04:51:51.985568Z  INFO route::access: request method=GET path=/x ...`
 fn text(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, elapsed: Duration, bytes: u64) {
     line.extend_from_slice(stamp);
-    line.extend_from_slice(b"  INFO route::access: request method=");
-    line.extend_from_slice(record.method.as_str().as_bytes());
-    line.extend_from_slice(b" path=");
-    line.extend_from_slice(path.as_bytes());
-    line.extend_from_slice(b" route=");
-    line.extend_from_slice(record.route.as_bytes());
-    line.extend_from_slice(b" status=");
-    number(line, u64::from(record.status));
-    line.extend_from_slice(b" duration_ms=");
-    millis(line, elapsed);
-    line.extend_from_slice(b" bytes=");
-    number(line, bytes);
-    line.extend_from_slice(b" upstream=");
-    upstream(line, record);
-    line.extend_from_slice(b" peer=");
-    peer(line, record.peer);
-    if let Some(error) = &record.body_error {
-        let _ = write!(line, " body_error={error:?}");
+    line.extend_from_slice(b"  INFO route::access: request");
+    for (name, value) in fields(record, path, elapsed, bytes) {
+        if matches!(value, Value::Error(None)) {
+            continue;
+        }
+        line.push(b' ');
+        line.extend_from_slice(name.as_bytes());
+        line.push(b'=');
+        match value {
+            Value::Text(text) => line.extend_from_slice(text.as_bytes()),
+            Value::Number(n) => number(line, n),
+            Value::Millis(elapsed) => millis(line, elapsed),
+            Value::Upstream(to) => upstream(line, to),
+            Value::Peer(addr) => peer(line, addr),
+            // Quoted and escaped, as tracing writes a string field.
+            Value::Error(error) => {
+                let _ = write!(line, "{:?}", error.unwrap_or_default());
+            }
+        }
     }
     line.push(b'\n');
 }
@@ -81,27 +114,30 @@ fn text(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
 fn json(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, elapsed: Duration, bytes: u64) {
     line.extend_from_slice(b"{\"timestamp\":\"");
     line.extend_from_slice(stamp);
-    line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\",\"method\":");
-    string(line, record.method.as_str());
-    line.extend_from_slice(b",\"path\":");
-    string(line, path);
-    line.extend_from_slice(b",\"route\":");
-    string(line, &record.route);
-    line.extend_from_slice(b",\"status\":");
-    number(line, u64::from(record.status));
-    line.extend_from_slice(b",\"duration_ms\":");
-    millis(line, elapsed);
-    line.extend_from_slice(b",\"bytes\":");
-    number(line, bytes);
-    // Host names and addresses hold no character JSON escapes: they were validated as such.
-    line.extend_from_slice(b",\"upstream\":\"");
-    upstream(line, record);
-    line.extend_from_slice(b"\",\"peer\":\"");
-    peer(line, record.peer);
-    line.push(b'"');
-    if let Some(error) = &record.body_error {
-        line.extend_from_slice(b",\"body_error\":");
-        string(line, error);
+    line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
+    for (name, value) in fields(record, path, elapsed, bytes) {
+        if matches!(value, Value::Error(None)) {
+            continue;
+        }
+        line.extend_from_slice(b",\"");
+        line.extend_from_slice(name.as_bytes());
+        line.extend_from_slice(b"\":");
+        match value {
+            Value::Text(text) | Value::Error(Some(text)) => string(line, text),
+            Value::Error(None) => line.extend_from_slice(b"null"),
+            Value::Number(n) => number(line, n),
+            Value::Millis(elapsed) => millis(line, elapsed),
+            Value::Upstream(to) => {
+                line.push(b'"');
+                upstream(line, to);
+                line.push(b'"');
+            }
+            Value::Peer(addr) => {
+                line.push(b'"');
+                peer(line, addr);
+                line.push(b'"');
+            }
+        }
     }
     line.extend_from_slice(b",\"target\":\"route::access\"}\n");
 }
@@ -122,8 +158,8 @@ fn millis(line: &mut Vec<u8>, elapsed: Duration) {
     digits(line, micros % 1000, 3);
 }
 
-fn upstream(line: &mut Vec<u8>, record: &AccessRecord) {
-    match &record.upstream {
+fn upstream(line: &mut Vec<u8>, to: Option<&(std::sync::Arc<str>, u16)>) {
+    match to {
         Some((host, port)) => {
             line.extend_from_slice(host.as_bytes());
             line.push(b':');
