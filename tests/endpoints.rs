@@ -60,6 +60,11 @@ async fn desktop_row(method: Method, path: &str, name: &str, upstream_path: &str
 
     let resp = proxy.send(req(method, path).body(body)).await;
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED, "{path} without a token");
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"route\""),
+        "{path}: the 401's challenge"
+    );
     assert_eq!(desk.up(name).hits(), 1, "{path} without a token reached the upstream");
     proxy.finish();
 }
@@ -114,6 +119,11 @@ async fn row_container_token_port_rest() {
     // The token in the path is the credential: no header needed, and a bad one is refused.
     let resp = proxy.send(req(Method::GET, &format!("/container/not.a.token/{port}/app"))).await;
     assert_eq!(resp.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resp.header("www-authenticate"),
+        Some("Bearer realm=\"route\", error=\"invalid_token\""),
+        "a refused token's challenge"
+    );
     assert_eq!(desk.pod.hits(), 1);
     proxy.finish();
 }

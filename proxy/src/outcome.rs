@@ -219,7 +219,16 @@ pub(crate) fn respond(
         Outcome::Guard(violation) => Some(*violation),
         _ => None,
     };
+    // RFC 9110, 11.6.1: a 401 names the scheme it wants; RFC 6750's bearer token, with
+    // `invalid_token` when one came and was refused.
+    let challenge = match &outcome {
+        Outcome::Token(AuthError::Missing) => "Bearer realm=\"route\"",
+        _ => "Bearer realm=\"route\", error=\"invalid_token\"",
+    };
     let mut response = text(status, outcome.body(status));
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+    }
     if let Some(violation) = guard {
         // What a client sent after a request refused here is not worth parsing.
         if version < Version::HTTP_2 {
