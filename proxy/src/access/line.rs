@@ -60,17 +60,19 @@ enum Value<'a> {
     /// `host:port` of the upstream, or `-`: a validated name or address, nothing to escape.
     Upstream(Option<&'a (std::sync::Arc<str>, u16)>),
     Peer(SocketAddr),
-    /// Written only when there is one.
-    Error(Option<&'a str>),
+    /// Quoted in text too, as tracing writes a string field.
+    Quoted(&'a str),
 }
 
-/// The fields of an access line, in the order both layouts write them.
+/// The fields of an access line, in the order both layouts write them; `body_error` only
+/// when there is one.
 fn fields<'a>(
     record: &'a AccessRecord,
     path: &'a str,
     elapsed: Duration,
     bytes: u64,
-) -> [(&'static str, Value<'a>); 9] {
+) -> impl Iterator<Item = (&'static str, Value<'a>)> {
+    let error = record.body_error.as_deref().map(|error| ("body_error", Value::Quoted(error)));
     [
         ("method", Value::Text(record.method.as_str())),
         ("path", Value::Text(path)),
@@ -80,8 +82,9 @@ fn fields<'a>(
         ("bytes", Value::Number(bytes)),
         ("upstream", Value::Upstream(record.upstream.as_ref())),
         ("peer", Value::Peer(record.peer)),
-        ("body_error", Value::Error(record.body_error.as_deref())),
     ]
+    .into_iter()
+    .chain(error)
 }
 
 /// `2026-12-06T04:51:51.985568Z  INFO route::access: request method=GET path=/x ...`
@@ -89,9 +92,6 @@ fn text(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
     line.extend_from_slice(stamp);
     line.extend_from_slice(b"  INFO route::access: request");
     for (name, value) in fields(record, path, elapsed, bytes) {
-        if matches!(value, Value::Error(None)) {
-            continue;
-        }
         line.push(b' ');
         line.extend_from_slice(name.as_bytes());
         line.push(b'=');
@@ -101,9 +101,8 @@ fn text(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
             Value::Millis(elapsed) => millis(line, elapsed),
             Value::Upstream(to) => upstream(line, to),
             Value::Peer(addr) => peer(line, addr),
-            // Quoted and escaped, as tracing writes a string field.
-            Value::Error(error) => {
-                let _ = write!(line, "{:?}", error.unwrap_or_default());
+            Value::Quoted(text) => {
+                let _ = write!(line, "{text:?}");
             }
         }
     }
@@ -116,15 +115,11 @@ fn json(line: &mut Vec<u8>, stamp: &[u8], record: &AccessRecord, path: &str, ela
     line.extend_from_slice(stamp);
     line.extend_from_slice(b"\",\"level\":\"INFO\",\"message\":\"request\"");
     for (name, value) in fields(record, path, elapsed, bytes) {
-        if matches!(value, Value::Error(None)) {
-            continue;
-        }
         line.extend_from_slice(b",\"");
         line.extend_from_slice(name.as_bytes());
         line.extend_from_slice(b"\":");
         match value {
-            Value::Text(text) | Value::Error(Some(text)) => string(line, text),
-            Value::Error(None) => line.extend_from_slice(b"null"),
+            Value::Text(text) | Value::Quoted(text) => string(line, text),
             Value::Number(n) => number(line, n),
             Value::Millis(elapsed) => millis(line, elapsed),
             Value::Upstream(to) => {

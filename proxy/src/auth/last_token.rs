@@ -38,11 +38,9 @@ impl LastToken {
         if resolved.ttl.is_zero() {
             return;
         }
+        // Replaced whole, not compared first: after a miss the slot may hold another user's token.
         if let Ok(mut slot) = self.slot.lock() {
-            match slot.as_mut() {
-                Some((last, held)) if **last == *token.as_bytes() => *held = Arc::clone(resolved),
-                _ => *slot = Some((token.as_bytes().into(), Arc::clone(resolved))),
-            }
+            *slot = Some((token.as_bytes().into(), Arc::clone(resolved)));
         }
     }
 }
