@@ -1,4 +1,6 @@
-//! The threads that do RSA work (a cache miss: verify, then one private-key operation).
+//! Where RSA work runs (a cache miss: verify, then one private-key operation): on the serving
+//! thread's own lane when it has one ([`super::lane`]), else on a fixed set of threads, started
+//! at the first such job.
 //!
 //! Not tokio's blocking pool: that one grows to hundreds of threads, and a burst of new tokens
 //! then gets as many runnable threads as it has requests, each with the event loop's share of
@@ -14,19 +16,21 @@
 //! ("RSA workers").
 
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
-use std::sync::{Arc, Mutex, TryLockError};
+use std::sync::{Arc, Mutex, OnceLock, TryLockError};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
+use super::lane;
+
 /// What a worker runs: the RSA work, returning how to hand its answer to the waiter.
-type Job = Box<dyn FnOnce() -> Answer + Send>;
+pub(crate) type Job = Box<dyn FnOnce() -> Answer + Send>;
 /// Hands one answer to its waiter (a oneshot send: wakes the waiting task).
 type Answer = Box<dyn FnOnce() + Send>;
 
-/// Jobs waiting per worker thread before new ones are refused.
-const QUEUE_PER_THREAD: usize = 256;
+/// Jobs waiting per worker thread (or lane) before new ones are refused.
+pub(crate) const QUEUE_PER_THREAD: usize = 256;
 
 /// How long a finished answer may wait for the ones after it, so that the event loop is woken
 /// once for several. Each wake-up from this thread preempts it (two context switches, about as
@@ -58,30 +62,37 @@ struct Queued {
     runtime: Option<Handle>,
 }
 
-/// A fixed set of threads behind a bounded queue.
+/// Serving threads' lanes, and a fixed set of threads behind a bounded queue for the others.
 #[derive(Debug)]
 pub struct Workers {
-    queue: SyncSender<Queued>,
+    threads: usize,
+    queue: OnceLock<SyncSender<Queued>>,
 }
 
 impl Workers {
-    /// Starts `threads` workers.
+    /// Workers with `threads` threads for jobs from outside a serving runtime.
     pub fn start(threads: usize) -> Self {
-        let threads = threads.max(1);
-        let (queue, jobs) = mpsc::sync_channel::<Queued>(threads * QUEUE_PER_THREAD);
-        let jobs = Arc::new(Mutex::new(jobs));
-        for i in 0..threads {
-            let jobs = Arc::clone(&jobs);
-            let spawned =
-                std::thread::Builder::new().name(format!("route-rsa-{i}")).spawn(move || run(&jobs));
-            if let Err(err) = spawned {
-                tracing::error!(error = %err, "cannot start an RSA worker thread");
-            }
-        }
-        Self { queue }
+        Self { threads: threads.max(1), queue: OnceLock::new() }
     }
 
-    /// Runs `job` on a worker and waits for its answer.
+    fn queue(&self) -> &SyncSender<Queued> {
+        self.queue.get_or_init(|| {
+            let (queue, jobs) = mpsc::sync_channel::<Queued>(self.threads * QUEUE_PER_THREAD);
+            let jobs = Arc::new(Mutex::new(jobs));
+            for i in 0..self.threads {
+                let jobs = Arc::clone(&jobs);
+                let spawned =
+                    std::thread::Builder::new().name(format!("route-rsa-{i}")).spawn(move || run(&jobs));
+                if let Err(err) = spawned {
+                    tracing::error!(error = %err, "cannot start an RSA worker thread");
+                }
+            }
+            queue
+        })
+    }
+
+    /// Runs `job` on this thread's lane if it has one, else on a worker thread, and waits for
+    /// its answer.
     pub async fn run<T, F>(&self, job: F) -> Result<T, WorkerError>
     where
         T: Send + 'static,
@@ -90,8 +101,26 @@ impl Workers {
         self.submit(job)?.await.map_err(|_| WorkerError::Lost)
     }
 
-    /// Queues `job`; its answer arrives on the receiver.
+    /// Runs `job` on a worker thread, never on the serving thread, and waits for its answer.
+    pub async fn run_on_threads<T, F>(&self, job: F) -> Result<T, WorkerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.queue_job(job, false)?.await.map_err(|_| WorkerError::Lost)
+    }
+
+    /// Queues `job` on this thread's lane if it has one, else for a worker thread; its answer
+    /// arrives on the receiver.
     pub fn submit<T, F>(&self, job: F) -> Result<oneshot::Receiver<T>, WorkerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.queue_job(job, true)
+    }
+
+    fn queue_job<T, F>(&self, job: F, here: bool) -> Result<oneshot::Receiver<T>, WorkerError>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -104,8 +133,17 @@ impl Workers {
                 let _ = tx.send(value);
             })
         });
+        let job = if here {
+            match lane::submit(job) {
+                Ok(()) => return Ok(rx),
+                Err(lane::Refused::Full) => return Err(WorkerError::Busy),
+                Err(lane::Refused::NoLane(job)) => job,
+            }
+        } else {
+            job
+        };
         let queued = Queued { job, runtime: Handle::try_current().ok() };
-        match self.queue.try_send(queued) {
+        match self.queue().try_send(queued) {
             Ok(()) => Ok(rx),
             Err(TrySendError::Full(_)) => Err(WorkerError::Busy),
             Err(TrySendError::Disconnected(_)) => Err(WorkerError::Lost),
