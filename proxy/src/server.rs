@@ -230,6 +230,7 @@ async fn serve_worker(
     let Shared { handler, settings, tls, limiter, mut stop, mut finished } = shared;
     // New tokens' RSA work runs here, between polls of this runtime's sockets.
     tokio::spawn(crate::auth::lane::install());
+    let _timers = crate::forward::deadline::keep();
     let listeners = TcpListener::from_std(sockets.http).and_then(|http| {
         let https = sockets.https.map(TcpListener::from_std).transpose()?;
         Ok((http, https.zip(tls)))

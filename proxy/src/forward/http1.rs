@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use super::deadline::Deadline;
 use super::{ConnectError, ExchangeError, RequestBody, classify, tunnel};
 
 /// How long an idle connection stays pooled.
@@ -186,9 +187,11 @@ impl ConnectionPool {
         request: http::Request<RequestBody>,
         timeout: Duration,
     ) -> Result<(http::Response<Incoming>, Lease), ExchangeError> {
-        match tokio::time::timeout(timeout, self.exchange(to, request)).await {
-            Err(_) => Err(ExchangeError::Timeout),
-            Ok(result) => result,
+        let deadline = Deadline::after(timeout);
+        tokio::select! {
+            biased;
+            result = self.exchange(to, request) => result,
+            () = deadline => Err(ExchangeError::Timeout),
         }
     }
 

@@ -2,6 +2,7 @@
 
 pub mod body;
 pub mod compress;
+pub mod deadline;
 pub mod headers;
 pub mod http1;
 pub mod splice;
