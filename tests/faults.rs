@@ -18,7 +18,7 @@ use serde_json::json;
 use support::faulty::{Fault, Faulty};
 use support::hostile::no_panic;
 use support::ws::Handshake;
-use support::{Behavior, Manifest, Proxy, Req, STEP, Upstream, eventually, keys, metric, within};
+use support::{Behavior, Manifest, Proxy, Req, STEP, Upstream, eventually, keys, metric, metric_sum, within};
 
 /// A proxy whose `spawner` and `websockify` routes go to `faulty`, with 1 s read timeouts.
 async fn proxy_for(faulty: &Faulty) -> Proxy {
@@ -171,11 +171,17 @@ async fn a_get_lost_by_a_reused_connection_is_sent_again_and_a_post_is_not() {
         let sent = heads.iter().filter(|h| h.starts_with(&format!("GET /spawner/get{i} "))).count();
         assert_eq!(sent, 2, "GET {i}: once on the reused connection, once on a fresh one: {heads:?}");
     }
+    let resent =
+        metric_sum(&proxy.metrics().await, "route_upstream_requests_resent_total", &["reason=\"lost\""]);
+    assert_eq!(resent, 3.0, "each GET sent again is counted");
     tokio::time::sleep(Duration::from_millis(150)).await;
     let post = proxy.try_send(Req::post("/spawner/post", "body").abc(&token).timeout(STEP)).await;
     assert_eq!(post.expect("an answer").status, StatusCode::BAD_GATEWAY);
     let posted = faulty.heads().iter().filter(|h| h.starts_with("POST /spawner/post ")).count();
     assert_eq!(posted, 1, "a POST was sent twice");
+    let resent =
+        metric_sum(&proxy.metrics().await, "route_upstream_requests_resent_total", &["reason=\"lost\""]);
+    assert_eq!(resent, 3.0, "a POST counted as sent again");
     no_panic(&proxy);
     proxy.finish();
 }

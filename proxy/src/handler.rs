@@ -83,7 +83,7 @@ impl Handler {
         let bytes_down = metrics.bytes.get_or_create(&DirectionLabel { direction: DOWNSTREAM }).clone();
         Self {
             resolver: Resolver::new(Arc::clone(&metrics)),
-            pool: ConnectionPool::new(),
+            pool: ConnectionPool::with_metrics(&metrics),
             settings,
             metrics,
             shutdown,

@@ -127,6 +127,8 @@ pub struct Metrics {
     pub connections_accepted: Family<WorkerLabel, Counter>,
     /// Log lines dropped because standard error did not keep up (the binary counts them).
     pub log_lines_dropped: Counter,
+    /// Requests sent again on a fresh upstream connection after a reused one closed, by why.
+    pub upstream_resent: Family<ReasonLabel, Counter>,
     per_route: PerRoute,
 }
 
@@ -215,6 +217,12 @@ impl Metrics {
             "Log lines dropped because the log output did not keep up",
             log_lines_dropped.clone(),
         );
+        let upstream_resent = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "upstream_requests_resent",
+            "Requests sent again on a fresh upstream connection after a reused one closed: before they started (unsent) or losing them unanswered (lost; bodiless idempotent requests only)",
+            upstream_resent.clone(),
+        );
         Self {
             registry,
             requests,
@@ -233,6 +241,7 @@ impl Metrics {
             connections_refused,
             connections_accepted,
             log_lines_dropped,
+            upstream_resent,
             per_route: PerRoute::default(),
         }
     }

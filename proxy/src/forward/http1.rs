@@ -19,8 +19,11 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use prometheus_client::metrics::counter::Counter;
+
 use super::deadline::Deadline;
 use super::{ConnectError, ExchangeError, RequestBody, classify, tunnel};
+use crate::metrics::{Metrics, ReasonLabel};
 
 /// How long an idle connection stays pooled.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
@@ -58,6 +61,9 @@ struct Pool {
     idle: Mutex<HashMap<Key, Vec<Idle>, Hasher>>,
     /// Set once the sweeper task runs (started by the first exchange, inside the runtime).
     sweeping: AtomicBool,
+    /// Requests sent again: not started on a reused connection, or lost by one.
+    resent_unsent: Counter,
+    resent_lost: Counter,
 }
 
 /// The upstream connections of every route, pooled by host and port.
@@ -179,6 +185,13 @@ impl ConnectionPool {
         Self::default()
     }
 
+    /// A pool counting the requests it sends again in `metrics`.
+    pub fn with_metrics(metrics: &Metrics) -> Self {
+        let resent = |reason| metrics.upstream_resent.get_or_create(&ReasonLabel { reason }).clone();
+        let pool = Pool { resent_unsent: resent("unsent"), resent_lost: resent("lost"), ..Pool::default() };
+        Self { pool: Arc::new(pool) }
+    }
+
     /// Sends `request` (origin-form URI, `Host` set) to `to` and waits for the response head
     /// at most `timeout`. The [`Lease`] must travel with the response body.
     pub async fn send(
@@ -227,8 +240,12 @@ impl ConnectionPool {
                 Err(mut err) => match (err.take_message(), replay) {
                     // Not started on a reused connection the upstream had closed: a fresh one
                     // gets it (as any client does with keep-alive races).
-                    (Some(unsent), _) if reused => request = unsent,
+                    (Some(unsent), _) if reused => {
+                        self.pool.resent_unsent.inc();
+                        request = unsent;
+                    }
                     (None, Some(replay)) => {
+                        self.pool.resent_lost.inc();
                         tracing::debug!(error = %err.error(), upstream = %key.0, port = key.1, "a reused upstream connection lost a request; sending it again");
                         request = replay;
                     }
