@@ -212,14 +212,14 @@ impl Handler {
         let client_authority = parts.uri.authority().map(|a| a.as_str().to_owned());
         let gzip_ok = plan.route.compress && compress::accepts_gzip(&parts.headers);
         let method = parts.method.clone();
-        headers::to_upstream(
+        let has_host = headers::to_upstream(
             &mut parts.headers,
             &conn.client_ip,
             conn.scheme,
             client_authority.as_deref(),
             None,
         );
-        if !parts.headers.contains_key(http::header::HOST) {
+        if !has_host {
             // An HTTP/1.0 client may send none; HTTP/1.1 requires one upstream.
             let host = format!("{}:{}", plan.host, plan.port);
             if let Ok(value) = http::HeaderValue::from_str(&host) {
