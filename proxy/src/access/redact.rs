@@ -3,6 +3,9 @@
 
 const REDACTED: &str = "<redacted>";
 
+/// The shortest text taken for a token.
+const MIN_TOKEN_LEN: usize = 16;
+
 /// The path and query with every token-like part replaced: any `jwt_token` value, any path
 /// segment or query part that looks like a compact JWS, and any query part of 16 bytes or more
 /// without `=` (the raw query a `/terminals/<id>?<JWT>` carries, whatever its shape).
@@ -14,11 +17,15 @@ pub fn redact(path: &str, query: Option<&str>) -> String {
 
 /// [`redact`], appended to `out`.
 pub fn redact_into(out: &mut String, path: &str, query: Option<&str>) {
-    for (i, segment) in path.split('/').enumerate() {
-        if i > 0 {
-            out.push('/');
+    if has_long_segment(path) {
+        for (i, segment) in path.split('/').enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.push_str(if looks_like_token(segment) { REDACTED } else { segment });
         }
-        out.push_str(if looks_like_token(segment) { REDACTED } else { segment });
+    } else {
+        out.push_str(path);
     }
     if let Some(query) = query {
         out.push('?');
@@ -35,7 +42,7 @@ pub fn redact_into(out: &mut String, path: &str, query: Option<&str>) {
                 }
                 // A bare part is how a raw-query source (`/terminals/<id>?<JWT>`) carries its
                 // token: a long one is redacted whatever it looks like.
-                None if part.len() >= 16 => out.push_str(REDACTED),
+                None if part.len() >= MIN_TOKEN_LEN => out.push_str(REDACTED),
                 _ if looks_like_token(part) => out.push_str(REDACTED),
                 _ => out.push_str(part),
             }
@@ -43,10 +50,23 @@ pub fn redact_into(out: &mut String, path: &str, query: Option<&str>) {
     }
 }
 
+/// Whether a `/`-separated segment of `path` is long enough for [`looks_like_token`]: most
+/// paths have none, and are then logged without splitting.
+fn has_long_segment(path: &str) -> bool {
+    let mut run = 0;
+    for &b in path.as_bytes() {
+        run = if b == b'/' { 0 } else { run + 1 };
+        if run >= MIN_TOKEN_LEN {
+            return true;
+        }
+    }
+    false
+}
+
 /// A compact JWS has two dots; JWT headers are JSON objects, so base64url starts `eyJ`. Either
 /// sign is enough: redacting a harmless value costs nothing, logging a token leaks a credential.
 fn looks_like_token(s: &str) -> bool {
-    s.len() >= 16 && (s.starts_with("eyJ") || s.bytes().filter(|&b| b == b'.').count() >= 2)
+    s.len() >= MIN_TOKEN_LEN && (s.starts_with("eyJ") || s.bytes().filter(|&b| b == b'.').count() >= 2)
 }
 
 #[cfg(test)]
@@ -79,6 +99,10 @@ mod tests {
             assert!(logged.contains(REDACTED), "{logged}");
         }
         assert_eq!(redact("/spawner/a.b", Some("x=1")), "/spawner/a.b?x=1");
+        // Segments just under and at the token length, around the fast path.
+        assert_eq!(redact("/a/0123456789abcde/", None), "/a/0123456789abcde/");
+        assert_eq!(redact("/a/eyJ0123456789abc", None), "/a/<redacted>");
+        assert_eq!(redact("eyJ0123456789abc", None), "<redacted>");
         assert_eq!(redact("/terminals", Some("cols=80&rows=24&short")), "/terminals?cols=80&rows=24&short");
     }
 }
