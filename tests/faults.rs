@@ -108,6 +108,35 @@ async fn an_upstream_hanging_before_its_head_is_504_at_the_read_timeout() {
     proxy.finish();
 }
 
+/// A client that closes its connection while the upstream has not answered still gets its
+/// access line, at once and with nginx's 499, not the 504 nobody received.
+#[tokio::test]
+async fn a_client_gone_before_its_answer_is_logged_499() {
+    use tokio::io::AsyncWriteExt as _;
+    let faulty = Faulty::start(Fault::HangBeforeHead).await;
+    let proxy = proxy_for(&faulty).await;
+    let token = proxy.mint("127.0.0.1");
+    let mut client = tokio::net::TcpStream::connect(proxy.addr()).await.expect("connect");
+    let head =
+        format!("GET /spawner/gave-up HTTP/1.1\r\nHost: x\r\nABCAuthorization: Bearer {token}\r\n\r\n");
+    client.write_all(head.as_bytes()).await.expect("request");
+    eventually(STEP, "the request reached the upstream", || async {
+        faulty.heads().iter().any(|h| h.starts_with("GET /spawner/gave-up ")).then_some(())
+    })
+    .await;
+    drop(client);
+    // Before the route's 1 s read timeout, which would log a 504.
+    eventually(Duration::from_millis(800), "a 499 line", || async {
+        proxy.logs().lines().any(|l| l.contains("gave-up") && l.contains("499")).then_some(())
+    })
+    .await;
+    proxy.expect_access("GET", "/spawner/gave-up", 499);
+    faulty.set(Fault::Healthy);
+    recovers(&proxy, &faulty, &token).await;
+    no_panic(&proxy);
+    proxy.finish();
+}
+
 #[tokio::test]
 async fn an_upstream_hanging_mid_body_is_cut_at_the_read_timeout() {
     let faulty = Faulty::start(Fault::HangMidBody).await;

@@ -108,16 +108,14 @@ impl Handler {
     pub async fn handle(&self, request: Request<Incoming>, conn: &Connection) -> Response<ResponseBody> {
         let started = Instant::now();
         let settings = self.settings();
-        let mut record = AccessRecord {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            route: Arc::clone(&self.labels.none),
-            status: 0,
+        // Dropped with this future before an answer (the client went), it logs a 499.
+        let mut record = AccessRecord::new(
+            request.method().clone(),
+            request.uri().clone(),
+            Arc::clone(&self.labels.none),
             started,
-            upstream: None,
-            peer: conn.peer,
-            body_error: None,
-        };
+            conn.peer,
+        );
         let version = request.version();
         let max_uri_bytes = settings.limits.client.max_uri_bytes;
         if let Some(violation) = crate::guard::check(&request, &settings.routes, max_uri_bytes) {

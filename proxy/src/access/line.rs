@@ -244,6 +244,8 @@ mod tests {
             upstream: Some((std::sync::Arc::from("10.0.0.7"), 6081)),
             peer: "127.0.0.1:5555".parse().unwrap(),
             body_error: body_error.map(str::to_owned),
+            // Formatted by these tests, never written.
+            written: true,
         }
     }
 

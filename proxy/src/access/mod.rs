@@ -32,7 +32,14 @@ pub struct AccessRecord {
     pub upstream: Option<(Arc<str>, u16)>,
     pub peer: SocketAddr,
     pub body_error: Option<String>,
+    /// Set once the line is out. A record dropped before that belongs to a request whose
+    /// client went before its answer was decided (hyper dropped the request's future).
+    written: bool,
 }
+
+/// The status logged for a request whose client closed its connection before the answer:
+/// nginx's, which log tooling knows.
+pub const CLIENT_CLOSED: u16 = 499;
 
 /// Takes one formatted line.
 type WriteLine = Box<dyn Fn(&[u8]) + Send + Sync>;
@@ -52,6 +59,27 @@ pub fn write_lines_to(format: LineFormat, write: impl Fn(&[u8]) + Send + Sync + 
 }
 
 impl AccessRecord {
+    /// The record of a request just received: no route, no status, no upstream yet.
+    pub fn new(
+        method: http::Method,
+        uri: http::Uri,
+        route: Arc<str>,
+        started: Instant,
+        peer: SocketAddr,
+    ) -> Self {
+        Self {
+            method,
+            uri,
+            route,
+            status: 0,
+            started,
+            upstream: None,
+            peer,
+            body_error: None,
+            written: false,
+        }
+    }
+
     /// The path and query for a log line, tokens redacted.
     pub fn path(&self) -> String {
         redact(self.uri.path(), self.uri.query())
@@ -62,7 +90,8 @@ impl AccessRecord {
         self.upstream.as_ref().map_or_else(|| "-".to_owned(), |(host, port)| format!("{host}:{port}"))
     }
 
-    pub fn write(&self, bytes: u64) {
+    pub fn write(&mut self, bytes: u64) {
+        self.written = true;
         if !tracing::enabled!(target: "route::access", tracing::Level::INFO) {
             return;
         }
@@ -84,5 +113,14 @@ impl AccessRecord {
             body_error = self.body_error.as_deref(),
             "request"
         );
+    }
+}
+
+impl Drop for AccessRecord {
+    fn drop(&mut self) {
+        if !self.written {
+            self.status = CLIENT_CLOSED;
+            self.write(0);
+        }
     }
 }

@@ -336,7 +336,7 @@ impl Drop for ResponseBody {
         {
             lease.release();
         }
-        if let Some(record) = self.record.take() {
+        if let Some(mut record) = self.record.take() {
             record.write(self.sent);
         }
     }
