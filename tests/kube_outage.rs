@@ -23,7 +23,7 @@ use support::kube_requests::{
     assert_requests_name_their_objects, assert_requests_name_their_objects_but_during, authorized_since,
     route_requests,
 };
-use support::{Manifest, Proxy, Req, Upstream, eventually, keys, mint_with, other_keys};
+use support::{Manifest, Proxy, Req, Upstream, eventually, keys, metric_sum, mint_with, other_keys};
 
 const SHOW: Duration = Duration::from_secs(20);
 const SECRETS: [&str; 2] = ["abcdesktopjwtdesktopsigning", "abcdesktopjwtdesktoppayload"];
@@ -162,6 +162,8 @@ async fn an_api_server_restart_mid_traffic_fails_no_request_and_the_next_change_
         .collect();
     assert!(!relisted.is_empty(), "no watch met 410 Gone nor was restarted from a list: {logs}");
     eprintln!("relisted after the restart: {}", relisted[0]);
+    let failures = metric_sum(&proxy.metrics().await, "route_watch_failures_total", &[]);
+    assert!(failures >= 1.0, "the watches' failures during the outage are not counted");
     assert_requests_name_their_objects_but_during(&cluster, &SECRETS, (&restart_from, &authorized));
     Arc::try_unwrap(proxy).ok().unwrap().finish();
 }
@@ -262,6 +264,12 @@ async fn compaction_without_the_watch_cache_relists_and_loses_no_change() {
     let relisted: Vec<&str> =
         logs.lines().filter(|l| l.contains("restarting it from a fresh list")).collect();
     assert!(!relisted.is_empty(), "no watcher restarted from a list: {logs}");
+    let relists = metric_sum(
+        &proxy.metrics().await,
+        "route_watch_failures_total",
+        &["kind=\"Secret\"", "next=\"relist\""],
+    );
+    assert!(relists >= 1.0, "the Secret watcher's restart from a list is not counted");
     eprintln!(
         "rotation served {took:?} after the release ({} watch failures with PrevKv=nil); {}",
         prevkv.len(),

@@ -26,6 +26,11 @@ impl Publisher {
         Self { tx, metrics, client_limits: ClientLimits::default() }
     }
 
+    /// Where reloads are counted, and the sources' own troubles.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     /// Publishes every snapshot with `limits` as its client limits.
     pub fn with_client_limits(mut self, limits: ClientLimits) -> Self {
         self.client_limits = limits;

@@ -42,6 +42,14 @@ pub struct FailureLabels {
     pub side: &'static str,
 }
 
+/// Labels of `route_watch_failures_total`: the watched object's kind, and what the watcher
+/// does next (`retry`: resume the watch; `relist`: start over from a list).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    pub kind: &'static str,
+    pub next: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabel {
     pub direction: &'static str,
@@ -129,6 +137,8 @@ pub struct Metrics {
     pub log_lines_dropped: Counter,
     /// Requests sent again on a fresh upstream connection after a reused one closed, by why.
     pub upstream_resent: Family<ReasonLabel, Counter>,
+    /// Failures of the operator's watches (Kubernetes), by object kind and what follows.
+    pub watch_failures: Family<WatchLabels, Counter>,
     per_route: PerRoute,
 }
 
@@ -223,6 +233,12 @@ impl Metrics {
             "Requests sent again on a fresh upstream connection after a reused one closed: before they started (unsent) or losing them unanswered (lost; bodiless idempotent requests only)",
             upstream_resent.clone(),
         );
+        let watch_failures = Family::<WatchLabels, Counter>::default();
+        registry.register(
+            "watch_failures",
+            "Failed watches of the RouteConfig and its Secrets, by kind and what follows: retry (the watch resumes) or relist (it starts over from a list); the last good settings serve meanwhile",
+            watch_failures.clone(),
+        );
         Self {
             registry,
             requests,
@@ -242,6 +258,7 @@ impl Metrics {
             connections_accepted,
             log_lines_dropped,
             upstream_resent,
+            watch_failures,
             per_route: PerRoute::default(),
         }
     }

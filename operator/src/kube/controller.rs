@@ -36,9 +36,15 @@ struct Loop {
 
 pub(super) async fn run(client: Client, config: Config, publisher: Publisher) {
     let (tx, mut rx) = mpsc::channel(64);
-    let _route_config =
-        AbortOnDrop(watch::route_config(client.clone(), &config.namespace, &config.name, tx.clone()));
-    let mut secrets = watch::SecretWatchers::new(client.clone(), &config.namespace, tx);
+    let metrics = publisher.metrics();
+    let _route_config = AbortOnDrop(watch::route_config(
+        client.clone(),
+        &config.namespace,
+        &config.name,
+        tx.clone(),
+        metrics,
+    ));
+    let mut secrets = watch::SecretWatchers::new(client.clone(), &config.namespace, tx, metrics);
     let (reports, report_rx) = channel::channel(None);
     let api: Api<RouteConfig> = Api::namespaced(client.clone(), &config.namespace);
     let _writer = AbortOnDrop(tokio::spawn(writer::run(api, config.name.clone(), report_rx)));

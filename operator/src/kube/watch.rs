@@ -15,7 +15,9 @@ use futures_util::StreamExt as _;
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
+use prometheus_client::metrics::counter::Counter;
 use route_crds::RouteConfig;
+use route_proxy::metrics::{Metrics, WatchLabels};
 use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -24,6 +26,24 @@ use tracing::Instrument as _;
 use super::retry::Retry;
 use super::state::{SecretData, Update};
 
+/// A watcher's failure counters: `route_watch_failures_total` of its kind.
+#[derive(Clone)]
+pub(crate) struct Failures {
+    retry: Counter,
+    relist: Counter,
+}
+
+impl Failures {
+    pub(crate) fn of(metrics: &Metrics, kind: &'static str) -> Self {
+        let counter = |next| metrics.watch_failures.get_or_create(&WatchLabels { kind, next }).clone();
+        Self { retry: counter("retry"), relist: counter("relist") }
+    }
+
+    fn count(&self, relist: bool) {
+        if relist { &self.relist } else { &self.retry }.inc();
+    }
+}
+
 /// Watches the RouteConfig `name` in `namespace`, sending its updates on `tx` until the
 /// receiver is gone.
 pub(crate) fn route_config(
@@ -31,10 +51,13 @@ pub(crate) fn route_config(
     namespace: &str,
     name: &str,
     tx: mpsc::Sender<Update>,
+    metrics: &Metrics,
 ) -> JoinHandle<()> {
     let api: Api<RouteConfig> = Api::namespaced(client, namespace);
     let span = tracing::info_span!("watch", kind = "RouteConfig", %namespace, %name);
-    tokio::spawn(one(api, name.to_owned(), tx, |rc| Update::RouteConfig(rc.map(Box::new))).instrument(span))
+    let failures = Failures::of(metrics, "RouteConfig");
+    let update = |rc: Option<RouteConfig>| Update::RouteConfig(rc.map(Box::new));
+    tokio::spawn(one(api, name.to_owned(), tx, failures, update).instrument(span))
 }
 
 /// The Secret watchers, one per name the RouteConfig refers to.
@@ -42,12 +65,14 @@ pub(crate) struct SecretWatchers {
     client: Client,
     namespace: String,
     tx: mpsc::Sender<Update>,
+    failures: Failures,
     running: BTreeMap<String, JoinHandle<()>>,
 }
 
 impl SecretWatchers {
-    pub(crate) fn new(client: Client, namespace: &str, tx: mpsc::Sender<Update>) -> Self {
-        Self { client, namespace: namespace.to_owned(), tx, running: BTreeMap::new() }
+    pub(crate) fn new(client: Client, namespace: &str, tx: mpsc::Sender<Update>, metrics: &Metrics) -> Self {
+        let failures = Failures::of(metrics, "Secret");
+        Self { client, namespace: namespace.to_owned(), tx, failures, running: BTreeMap::new() }
     }
 
     /// Starts a watcher for each name in `wanted` without one and stops the others.
@@ -68,10 +93,9 @@ impl SecretWatchers {
             let api: Api<Secret> = Api::namespaced(self.client.clone(), &self.namespace);
             let span = tracing::info_span!("watch", kind = "Secret", namespace = %self.namespace, %name);
             let secret = name.clone();
-            let task = one(api, name.clone(), self.tx.clone(), move |s: Option<Secret>| Update::Secret {
-                name: secret.clone(),
-                data: s.map(secret_data),
-            });
+            let update =
+                move |s: Option<Secret>| Update::Secret { name: secret.clone(), data: s.map(secret_data) };
+            let task = one(api, name.clone(), self.tx.clone(), self.failures.clone(), update);
             self.running.insert(name.clone(), tokio::spawn(task.instrument(span)));
         }
     }
@@ -95,7 +119,7 @@ fn secret_data(secret: Secret) -> SecretData {
 }
 
 /// Runs the watcher of the one object `name` and sends what it sees, as `update` makes it.
-async fn one<K, F>(api: Api<K>, name: String, tx: mpsc::Sender<Update>, update: F)
+async fn one<K, F>(api: Api<K>, name: String, tx: mpsc::Sender<Update>, failures: Failures, update: F)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     F: Fn(Option<K>) -> Update,
@@ -134,6 +158,7 @@ where
             Err(err) => {
                 // The proxy keeps serving the last settings meanwhile.
                 let next = retry.failed();
+                failures.count(next.relist);
                 let wait_ms = u64::try_from(next.wait.as_millis()).unwrap_or(u64::MAX);
                 if next.relist {
                     tracing::warn!(
