@@ -16,6 +16,7 @@ pub mod fault_proxy;
 pub mod faulty;
 pub mod hostile;
 pub mod kube;
+pub mod kube_flow;
 pub mod kube_requests;
 pub mod limit_checks;
 pub mod manifest;
