@@ -22,6 +22,7 @@ pub mod limit_checks;
 pub mod manifest;
 pub mod proxy;
 pub mod raw;
+pub mod rows;
 pub mod tls;
 pub mod upstream;
 pub mod ws;
