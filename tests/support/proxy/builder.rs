@@ -192,16 +192,7 @@ impl Builder {
     pub async fn start_expect_exit(self) -> Exited {
         let dir = tempfile::tempdir().expect("tempdir");
         let (cmd, _) = self.command(dir.path());
-        let mut cmd = tokio::process::Command::from(cmd);
-        cmd.kill_on_drop(true);
-        let output = super::super::within(Duration::from_secs(30), "route exits", cmd.output())
-            .await
-            .expect("run route");
-        Exited {
-            status: output.status,
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Exited::of(tokio::process::Command::from(cmd), Duration::from_secs(30)).await
     }
 }
 
@@ -213,6 +204,19 @@ pub struct Exited {
     pub stderr: String,
 }
 
+impl Exited {
+    /// Runs `cmd` to its end, at most `limit` (killed past it).
+    async fn of(mut cmd: tokio::process::Command, limit: Duration) -> Self {
+        cmd.kill_on_drop(true);
+        let output = super::super::within(limit, "route exits", cmd.output()).await.expect("run route");
+        Self {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
 /// Runs `route <args>` with a clean environment plus `env`, at most 60 s.
 pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
     let mut cmd = tokio::process::Command::new(BIN);
@@ -220,15 +224,8 @@ pub async fn run(args: &[&str], env: &[(&str, &str)]) -> Exited {
     if let Ok(path) = std::env::var("PATH") {
         cmd.env("PATH", path);
     }
-    cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null()).kill_on_drop(true);
-    let output = super::super::within(Duration::from_secs(60), "route command exits", cmd.output())
-        .await
-        .expect("run route");
-    Exited {
-        status: output.status,
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    cmd.envs(env.iter().copied()).args(args).stdin(Stdio::null());
+    Exited::of(cmd, Duration::from_secs(60)).await
 }
 
 impl Proxy {
