@@ -70,7 +70,8 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Workers with `threads` threads for jobs from outside a serving runtime.
+    /// Workers with `threads` threads, started at the first job that does not run on a lane
+    /// (a caller outside a serving runtime, or a key too large for one).
     pub fn start(threads: usize) -> Self {
         Self { threads: threads.max(1), queue: OnceLock::new() }
     }
